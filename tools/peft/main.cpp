@@ -1,0 +1,3 @@
+#include <iostream>
+#include "peft/version.h"
+int main() { std::cout << peft::version() << "\n"; }
