@@ -46,6 +46,6 @@ ln -sfn "$venv" .venv
 
 say "configuring and building in ./build"
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/peft/ccache}"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPEFT_PYTHON="$root/.venv/bin/python" >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPEFT_PYTHON="$root/.venv/bin/python" -DPEFT_BUILD_TESTS=ON -DPEFT_BUILD_BENCH=ON >/dev/null
 cmake --build build -j"$(nproc)"
 say "done: the CLI is build/peft (try: build/peft info all-MiniLM-L6-v2)"

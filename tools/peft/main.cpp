@@ -1,3 +1,32 @@
+// The `peft` command-line tool: one subcommand per file (see commands.h).
 #include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "peft/error.h"
 #include "peft/version.h"
-int main() { std::cout << peft::version() << "\n"; }
+
+int main(int argc, char** argv) {
+  CLI::App app{"peft: parameter-efficient fine-tuning of pretrained transformers"};
+  app.set_version_flag("--version", std::string("peft ") + peft::version());
+  app.require_subcommand(1);
+  peft::cli::add_info_command(app);
+  peft::cli::add_tokenize_command(app);
+  peft::cli::add_embed_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const peft::Error& e) {
+    std::cerr << "peft: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "peft: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "peft: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,254 @@
+#include "peft/models/encoder.h"
+
+#include <limits>
+
+#include <ATen/ops/scaled_dot_product_attention.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/dropout.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/normalization.h>
+
+#include "peft/error.h"
+
+namespace peft {
+namespace F = torch::nn::functional;
+namespace {
+
+// An empty module that only gives its children HF's nested names ("attention", "self", ...).
+std::shared_ptr<torch::nn::Module> holder(torch::nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<torch::nn::Module>());
+}
+
+torch::Tensor activate(Activation act, const torch::Tensor& x) {
+  switch (act) {
+    case Activation::Gelu: return torch::gelu(x);
+    case Activation::GeluTanh: return torch::gelu(x, "tanh");
+    case Activation::Relu: return torch::relu(x);
+    case Activation::Silu: return torch::silu(x);
+    case Activation::Tanh: return torch::tanh(x);
+  }
+  return x;
+}
+
+torch::nn::LayerNorm layer_norm(int64_t hidden, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden}).eps(eps));
+}
+
+torch::Tensor maybe_dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  return F::dropout(x, F::DropoutFuncOptions().p(p).training(true));
+}
+
+}  // namespace
+
+// ---- embeddings ------------------------------------------------------------------------------
+
+EmbeddingsImpl::EmbeddingsImpl(const EncoderConfig& config) : config_(config) {
+  word_embeddings = register_module(
+      "word_embeddings",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, config.hidden_size)));
+  position_embeddings = register_module(
+      "position_embeddings",
+      torch::nn::Embedding(torch::nn::EmbeddingOptions(config.max_position_embeddings, config.hidden_size)));
+  if (config.type_vocab_size > 0)
+    token_type_embeddings = register_module(
+        "token_type_embeddings",
+        torch::nn::Embedding(torch::nn::EmbeddingOptions(config.type_vocab_size, config.hidden_size)));
+  LayerNorm = register_module("LayerNorm", layer_norm(config.hidden_size, config.layer_norm_eps));
+}
+
+torch::Tensor EmbeddingsImpl::forward(const EncoderInput& in, int64_t past_length) {
+  const auto& ids = in.input_ids;
+  const int64_t tokens = ids.size(1);
+  torch::Tensor positions;
+  if (config_.family == EncoderFamily::Roberta) {
+    // RoBERTa counts only non-padding tokens, starting after padding_idx.
+    auto not_pad = ids.ne(config_.pad_token_id).to(torch::kLong);
+    positions = (not_pad.cumsum(1) + past_length) * not_pad + config_.pad_token_id;
+  } else {
+    positions = torch::arange(past_length, past_length + tokens, ids.options()).unsqueeze(0);
+  }
+  // Upper bound of the largest position id, checked without reading device memory.
+  const int64_t last_position =
+      past_length + tokens - 1 + (config_.family == EncoderFamily::Roberta ? config_.pad_token_id + 1 : 0);
+  if (last_position >= config_.max_position_embeddings)
+    fail("input of {} tokens (+{} prefix) exceeds max_position_embeddings {}", tokens, past_length,
+         config_.max_position_embeddings);
+
+  torch::Tensor h = word_embeddings(ids) + position_embeddings(positions);
+  if (token_type_embeddings) {
+    if (in.token_type_ids.defined())
+      h = h + token_type_embeddings(in.token_type_ids);
+    else  // HF adds row 0 when no token types are given
+      h = h + token_type_embeddings->weight[0];
+  }
+  h = LayerNorm(h);
+  return maybe_dropout(h, config_.hidden_dropout_prob, is_training());
+}
+
+// ---- one transformer layer -------------------------------------------------------------------
+
+LayerImpl::LayerImpl(const EncoderConfig& c, const std::string& path, int64_t index) : config_(c) {
+  const int64_t d = c.hidden_size;
+  auto attention = holder(*this, "attention");
+  auto self = holder(*attention, "self");
+  query = self->register_module("query", std::make_shared<LinearSite>(path + "attention.self.query", d, d));
+  key = self->register_module("key", std::make_shared<LinearSite>(path + "attention.self.key", d, d));
+  value = self->register_module("value", std::make_shared<LinearSite>(path + "attention.self.value", d, d));
+  kv_site = std::make_shared<AttentionKVSite>(path + "attention.self", index);
+
+  auto attention_output = holder(*attention, "output");
+  attention_dense =
+      attention_output->register_module("dense", std::make_shared<LinearSite>(path + "attention.output.dense", d, d));
+  attention_norm = attention_output->register_module("LayerNorm", layer_norm(d, c.layer_norm_eps));
+  attention_adapters =
+      attention_output->register_module("adapters", std::make_shared<SublayerSite>(path + "attention.output"));
+
+  auto intermediate = holder(*this, "intermediate");
+  intermediate_dense = intermediate->register_module(
+      "dense", std::make_shared<LinearSite>(path + "intermediate.dense", d, c.intermediate_size));
+
+  auto output = holder(*this, "output");
+  output_dense =
+      output->register_module("dense", std::make_shared<LinearSite>(path + "output.dense", c.intermediate_size, d));
+  output_norm = output->register_module("LayerNorm", layer_norm(d, c.layer_norm_eps));
+  output_adapters = output->register_module("adapters", std::make_shared<SublayerSite>(path + "output"));
+}
+
+torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+  const int64_t batch = hidden.size(0), tokens = hidden.size(1);
+  const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim();
+  auto split_heads = [&](const torch::Tensor& t) { return t.view({batch, -1, heads, head_dim}).transpose(1, 2); };
+
+  torch::Tensor q = split_heads(query->forward(hidden));
+  AttentionKV kv{split_heads(key->forward(hidden)), split_heads(value->forward(hidden)), additive_mask};
+  kv_site->forward(kv);
+
+  const double p = is_training() ? config_.attention_probs_dropout_prob : 0.0;
+  torch::Tensor context = at::scaled_dot_product_attention(q, kv.key, kv.value, kv.mask, p);
+  return context.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
+}
+
+torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+  const bool training = is_training();
+  // Attention sublayer: dense -> dropout -> adapters -> residual + LayerNorm.
+  torch::Tensor h = maybe_dropout(attention_dense->forward(attention(hidden, additive_mask)), config_.hidden_dropout_prob,
+                            training);
+  if (!attention_adapters->empty()) h = attention_adapters->forward(hidden, h);
+  torch::Tensor attended = attention_norm(h + hidden);
+
+  // Feed-forward sublayer, same shape.
+  torch::Tensor ff = activate(config_.hidden_act, intermediate_dense->forward(attended));
+  h = maybe_dropout(output_dense->forward(ff), config_.hidden_dropout_prob, training);
+  if (!output_adapters->empty()) h = output_adapters->forward(attended, h);
+  return output_norm(h + attended);
+}
+
+// ---- the encoder -----------------------------------------------------------------------------
+
+EncoderModelImpl::EncoderModelImpl(const EncoderConfig& config, bool with_pooler, const std::string& path_prefix)
+    : config_(config), prefix_(path_prefix) {
+  embeddings = register_module("embeddings", Embeddings(config));
+  auto encoder = holder(*this, "encoder");
+  auto layer_list = holder(*encoder, "layer");
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string path = fmt::format("{}encoder.layer.{}.", prefix_, i);
+    layers.push_back(layer_list->register_module(std::to_string(i), Layer(config, path, i)));
+  }
+  if (with_pooler) {
+    auto pooler = holder(*this, "pooler");
+    pooler_dense = pooler->register_module(
+        "dense", std::make_shared<LinearSite>(prefix_ + "pooler.dense", config.hidden_size, config.hidden_size));
+  }
+}
+
+EncoderOutput EncoderModelImpl::forward(const EncoderInput& in) {
+  if (!in.input_ids.defined() || in.input_ids.dim() != 2)
+    fail("input_ids must be a (batch, tokens) tensor");
+  torch::Tensor hidden = embeddings->forward(in, past_length);
+
+  // Additive mask (batch, 1, 1, tokens): 0 where attended, the lowest float where masked, as HF builds it.
+  torch::Tensor mask = in.attention_mask.defined() ? in.attention_mask : torch::ones_like(in.input_ids);
+  torch::Tensor additive =
+      (1.0 - mask.to(hidden.scalar_type())).mul(std::numeric_limits<float>::lowest()).view({mask.size(0), 1, 1, -1});
+  if (hidden.scalar_type() != torch::kFloat)
+    additive = additive.clamp_min(-65504.0).to(hidden.scalar_type());
+
+  for (auto& layer : layers) hidden = layer->forward(hidden, additive);
+
+  EncoderOutput out{hidden, {}};
+  if (pooler_dense) out.pooled = torch::tanh(pooler_dense->forward(hidden.select(1, 0)));
+  return out;
+}
+
+void EncoderModelImpl::collect_sites(SiteIndex& index) const {
+  for (auto& layer : layers) {
+    for (auto& site : {layer->query, layer->key, layer->value, layer->attention_dense, layer->intermediate_dense,
+                       layer->output_dense})
+      index.linear[site->path()] = site;
+    index.sublayer[layer->attention_adapters->path()] = layer->attention_adapters;
+    index.sublayer[layer->output_adapters->path()] = layer->output_adapters;
+    index.attention_kv[layer->kv_site->path()] = layer->kv_site;
+  }
+  if (pooler_dense) index.linear[pooler_dense->path()] = pooler_dense;
+}
+
+// ---- sequence classification -----------------------------------------------------------------
+
+SequenceClassifierImpl::SequenceClassifierImpl(const EncoderConfig& config) : config_(config) {
+  const bool bert = config.family == EncoderFamily::Bert;
+  encoder = register_module(base_prefix(), EncoderModel(config, /*with_pooler=*/bert, base_prefix() + "."));
+  const int64_t d = config.hidden_size;
+  if (bert) {
+    classifier = register_module("classifier", std::make_shared<LinearSite>("classifier", d, config.num_labels));
+  } else {
+    auto head = holder(*this, "classifier");
+    classifier_dense = head->register_module("dense", std::make_shared<LinearSite>("classifier.dense", d, d));
+    classifier_out_proj =
+        head->register_module("out_proj", std::make_shared<LinearSite>("classifier.out_proj", d, config.num_labels));
+  }
+}
+
+std::string SequenceClassifierImpl::base_prefix() const {
+  return config_.family == EncoderFamily::Bert ? "bert" : "roberta";
+}
+
+std::vector<std::string> SequenceClassifierImpl::head_parameter_prefixes() const { return {"classifier."}; }
+
+torch::Tensor SequenceClassifierImpl::forward(const EncoderInput& in) {
+  EncoderOutput out = encoder->forward(in);
+  const double p = config_.classifier_dropout >= 0 ? config_.classifier_dropout : config_.hidden_dropout_prob;
+  const bool training = is_training();
+  if (classifier) return classifier->forward(maybe_dropout(out.pooled, p, training));
+  // RoBERTa head: first token (<s>) -> dropout -> dense -> tanh -> dropout -> out_proj.
+  torch::Tensor x = maybe_dropout(out.last_hidden_state.select(1, 0), p, training);
+  x = torch::tanh(classifier_dense->forward(x));
+  return classifier_out_proj->forward(maybe_dropout(x, p, training));
+}
+
+SiteIndex SequenceClassifierImpl::sites() const {
+  SiteIndex index;
+  encoder->collect_sites(index);
+  for (auto& site : {classifier, classifier_dense, classifier_out_proj})
+    if (site) index.linear[site->path()] = site;
+  return index;
+}
+
+torch::Tensor sequence_loss(const EncoderConfig& config, const torch::Tensor& logits, const torch::Tensor& labels) {
+  if (config.is_regression())
+    return F::mse_loss(logits.squeeze(-1), labels.to(logits.scalar_type()).view({-1}));
+  if (config.problem_type == ProblemType::MultiLabel)
+    return F::binary_cross_entropy_with_logits(logits, labels.to(logits.scalar_type()));
+  return F::cross_entropy(logits.view({-1, config.num_labels}), labels.view({-1}));
+}
+
+torch::Tensor mean_pool(const torch::Tensor& last_hidden_state, const torch::Tensor& attention_mask, bool normalize) {
+  torch::Tensor mask = attention_mask.unsqueeze(-1).to(last_hidden_state.scalar_type());
+  torch::Tensor summed = (last_hidden_state * mask).sum(1);
+  torch::Tensor counts = mask.sum(1).clamp_min(1e-9);
+  torch::Tensor pooled = summed / counts;
+  if (normalize) pooled = F::normalize(pooled, F::NormalizeFuncOptions().p(2).dim(1).eps(1e-12));
+  return pooled;
+}
+
+}  // namespace peft

@@ -1,0 +1,12 @@
+#pragma once
+// Subcommands of the `peft` CLI: each file adds one to the app. Only the CLI prints and exits;
+// the library throws peft::Error, which main() turns into one line on stderr and exit code 1.
+#include <CLI/CLI.hpp>
+
+namespace peft::cli {
+
+void add_info_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_embed_command(CLI::App& app);
+
+}  // namespace peft::cli
