@@ -168,11 +168,15 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInput& in) {
   torch::Tensor hidden = embeddings->forward(in, past_length);
 
   // Additive mask (batch, 1, 1, tokens): 0 where attended, the lowest float where masked, as HF builds it.
-  torch::Tensor mask = in.attention_mask.defined() ? in.attention_mask : torch::ones_like(in.input_ids);
-  torch::Tensor additive =
-      (1.0 - mask.to(hidden.scalar_type())).mul(std::numeric_limits<float>::lowest()).view({mask.size(0), 1, 1, -1});
-  if (hidden.scalar_type() != torch::kFloat)
-    additive = additive.clamp_min(-65504.0).to(hidden.scalar_type());
+  // Without padding there is no mask at all, which lets attention take its fused kernel.
+  torch::Tensor additive;
+  const torch::Tensor& mask = in.attention_mask;
+  if (mask.defined() && !mask.all().item<bool>()) {
+    additive = (1.0 - mask.to(hidden.scalar_type()))
+                   .mul(std::numeric_limits<float>::lowest())
+                   .view({mask.size(0), 1, 1, -1});
+    if (hidden.scalar_type() != torch::kFloat) additive = additive.clamp_min(-65504.0).to(hidden.scalar_type());
+  }
 
   for (auto& layer : layers) hidden = layer->forward(hidden, additive);
 

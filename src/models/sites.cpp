@@ -69,6 +69,10 @@ void SublayerSite::detach(const std::string& name) {
 }
 
 void AttentionKVSite::forward(AttentionKV& kv) {
+  if (methods_.empty()) return;
+  // Methods always see a mask; the model leaves it undefined when nothing is padded.
+  if (!kv.mask.defined())
+    kv.mask = torch::zeros({kv.key.size(0), 1, 1, kv.key.size(2)}, kv.key.options());
   for (auto& [name, m] : methods_) m->apply(layer_index_, kv);
 }
 

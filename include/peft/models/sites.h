@@ -73,6 +73,7 @@ class SublayerSite : public torch::nn::Module {
 
 // Keys and values of one attention layer, shaped (batch, heads, tokens, head_dim), and the additive
 // attention mask (batch, 1, 1, tokens); a method may extend all three along the token axis.
+// The model passes an undefined mask when nothing is padded; the site fills in zeros before any method runs.
 struct AttentionKV {
   torch::Tensor key, value, mask;
 };
