@@ -1,0 +1,91 @@
+#pragma once
+// Text -> token ids, with the semantics of Hugging Face `tokenizers` / transformers' fast
+// tokenizers (special tokens, truncation, padding, token type ids), so that models fine-tuned here
+// see exactly the ids they would see in Python. See docs/tokenizer.md.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace peft::tok {
+
+// One encoded input (a sequence or a pair), special tokens and padding included.
+struct Encoding {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> type_ids;        // 0 for the first sequence, 1 for the second (BERT pairs)
+  std::vector<int64_t> attention_mask;  // 1 for real tokens, 0 for padding
+  std::vector<std::string> tokens;      // the token strings of ids ("[PAD]" where padded)
+  size_t size() const { return ids.size(); }
+};
+
+// transformers' truncation strategies. Special tokens count toward max_length.
+enum class Truncation {
+  None,
+  LongestFirst,  // trims the longer sequence first (transformers' truncation=True)
+  OnlyFirst,     // trims only the first sequence; Error when that is not enough
+  OnlySecond     // trims only the second sequence; Error when that is not enough or there is none
+};
+
+enum class Padding {
+  None,
+  Longest,   // to the longest encoding of the batch (a single encode is left as is)
+  MaxLength  // to max_length (model_max_length when max_length is unset); longer ones stay longer
+};
+
+struct EncodeOptions {
+  bool add_special_tokens = true;
+  std::optional<size_t> max_length;
+  // Unset follows transformers: LongestFirst when max_length is set and padding is None, else
+  // None. A strategy without max_length truncates to model_max_length (if the model has one).
+  std::optional<Truncation> truncation;
+  Padding padding = Padding::None;  // always on the right, with pad id, type id 0, mask 0
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer();
+
+  // The tokens of text, without special tokens, truncation or padding (transformers' tokenize()).
+  virtual std::vector<std::string> tokenize(std::string_view text) const = 0;
+
+  // Encodes text, or the pair (text, pair). An empty pair is still a pair: [CLS] A [SEP] [SEP]
+  // (as `tokenizers` and transformers' batch calls do). Throws peft::Error on impossible
+  // truncation requests.
+  virtual Encoding encode(std::string_view text, std::optional<std::string_view> pair = std::nullopt,
+                          const EncodeOptions& options = {}) const = 0;
+
+  // Encodes every text (or text pair) and applies options.padding across the batch.
+  std::vector<Encoding> encode_batch(const std::vector<std::string>& texts,
+                                     const EncodeOptions& options = {}) const;
+  std::vector<Encoding> encode_batch(const std::vector<std::pair<std::string, std::string>>& pairs,
+                                     const EncodeOptions& options = {}) const;
+
+  // Vocabulary, added tokens included.
+  virtual std::optional<int64_t> token_to_id(std::string_view token) const = 0;
+  virtual std::string id_to_token(int64_t id) const = 0;  // Error when the id is unknown
+  virtual size_t vocab_size() const = 0;
+
+  virtual std::optional<int64_t> pad_id() const = 0;
+  virtual std::optional<int64_t> cls_id() const = 0;
+  virtual std::optional<int64_t> sep_id() const = 0;
+  virtual std::optional<int64_t> unk_id() const = 0;
+  virtual std::optional<int64_t> mask_id() const = 0;
+  // The longest input the model accepts (tokenizer_config.json's model_max_length), if known.
+  virtual std::optional<size_t> model_max_length() const = 0;
+
+ protected:
+  // For implementations: the length options.padding asks for given the longest encoding of the
+  // batch (nullopt: no padding), and right padding up to it with the pad token.
+  std::optional<size_t> padding_length(const EncodeOptions& options, size_t longest) const;
+  void pad_to(Encoding& encoding, size_t length) const;
+};
+
+// Loads the tokenizer of a model folder: tokenizer.json when present, else vocab.txt (+
+// tokenizer_config.json). Throws peft::Error naming the file that is missing or unsupported.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+
+}  // namespace peft::tok

@@ -1,0 +1,70 @@
+#include "tokenize/bert_normalizer.h"
+
+#include <vector>
+
+#include "tokenize/unicode.h"
+
+namespace peft::tok {
+
+using namespace unicode;
+
+BertNormalizer::BertNormalizer(const BertNormalizerOptions& options)
+    : clean_text_(options.clean_text),
+      chinese_(options.handle_chinese_chars),
+      strip_accents_(options.strip_accents.value_or(options.lowercase)),
+      lowercase_(options.lowercase) {}
+
+BertNormalizer BertNormalizer::identity() {
+  BertNormalizerOptions none;
+  none.clean_text = none.handle_chinese_chars = none.lowercase = false;
+  none.strip_accents = false;
+  return BertNormalizer(none);
+}
+
+void BertNormalizer::normalize(std::string_view text, std::string& out) const {
+  out.clear();
+  out.reserve(text.size());
+  bool ascii = true;
+  for (char c : text) ascii &= static_cast<unsigned char>(c) < 0x80;
+  if (ascii) {  // the common case: no decoding, no decompositions, no CJK
+    for (char c : text) {
+      uint8_t flags = kAsciiClasses[static_cast<unsigned char>(c)];
+      if (clean_text_ && (flags & kRemove)) continue;
+      if (clean_text_ && (flags & kSpace)) c = ' ';
+      if (lowercase_ && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+      out += c;
+    }
+    return;
+  }
+
+  std::vector<char32_t> cps;
+  cps.reserve(text.size());
+  for (size_t pos = 0; pos < text.size();) {
+    char32_t cp = decode_utf8(text, pos);
+    const uint8_t flags = char_class(cp);
+    if (clean_text_ && (flags & kRemove)) continue;
+    if (clean_text_ && (flags & kSpace)) cp = ' ';
+    if (chinese_ && (flags & kChinese)) {
+      cps.push_back(' ');
+      cps.push_back(cp);
+      cps.push_back(' ');
+    } else {
+      cps.push_back(cp);
+    }
+  }
+  if (strip_accents_) {  // NFD, then drop the non-spacing marks
+    std::vector<char32_t> nfd;
+    nfd.reserve(cps.size() + cps.size() / 4);
+    for (char32_t cp : cps) append_nfd(nfd, cp);
+    canonical_order(nfd);
+    cps.clear();
+    for (char32_t cp : nfd)
+      if (!has(cp, kMark)) cps.push_back(cp);
+  }
+  for (char32_t cp : cps) {
+    if (lowercase_) append_lower_utf8(out, cp);
+    else append_utf8(out, cp);
+  }
+}
+
+}  // namespace peft::tok
