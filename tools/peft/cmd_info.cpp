@@ -33,7 +33,13 @@ void run_info(const InfoArgs& args) {
   EncoderModel encoder = load_encoder_model(dir.string());
   int64_t parameters = 0;
   for (auto& p : encoder->parameters()) parameters += p.numel();
-  auto tokenizer = tok::load_tokenizer(dir.string());
+  // A folder may hold only weights (e.g. a merged model): report the tokenizer as missing, not fail.
+  std::string tokenizer_vocab;
+  try {
+    tokenizer_vocab = std::to_string(tok::load_tokenizer(dir.string())->vocab_size());
+  } catch (const Error& e) {
+    tokenizer_vocab = fmt::format("none ({})", e.what());
+  }
 
   nlohmann::json files = nlohmann::json::array();
   for (auto& entry : fs::directory_iterator(dir))
@@ -52,7 +58,7 @@ void run_info(const InfoArgs& args) {
       {"activation", config.hidden_act_name},
       {"max_position_embeddings", config.max_position_embeddings},
       {"vocab_size", config.vocab_size},
-      {"tokenizer_vocab_size", tokenizer->vocab_size()},
+      {"tokenizer_vocab_size", tokenizer_vocab},
       {"parameters", parameters},
       {"files", files},
   };
@@ -68,7 +74,7 @@ void run_info(const InfoArgs& args) {
                            config.num_attention_heads, config.head_dim(), config.intermediate_size,
                            config.hidden_act_name);
   std::cout << fmt::format("positions     {}\n", config.max_position_embeddings);
-  std::cout << fmt::format("vocab         {} (tokenizer: {})\n", config.vocab_size, tokenizer->vocab_size());
+  std::cout << fmt::format("vocab         {} (tokenizer: {})\n", config.vocab_size, tokenizer_vocab);
   std::cout << fmt::format("parameters    {} ({:.1f} M)\n", parameters, parameters / 1e6);
   std::cout << "files\n";
   for (auto& f : files)
