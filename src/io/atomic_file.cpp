@@ -91,7 +91,10 @@ class TempFile {
                       std::to_string(counter++)))
                   .string();
       fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd_ >= 0) return;
+      if (fd_ >= 0) {
+        keep_mode_of_existing_target();
+        return;
+      }
       if (errno != EEXIST) break;
     }
     fail("{}: cannot create a temporary file next to it: {}", target, std::strerror(errno));
@@ -120,6 +123,12 @@ class TempFile {
   }
 
  private:
+  // A replaced file keeps its permissions (e.g. a private 0600 checkpoint stays private).
+  void keep_mode_of_existing_target() const {
+    struct stat st {};
+    if (::stat(target_.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::fchmod(fd_, st.st_mode & 07777);
+  }
+
   // Best effort: the new file is already in place, and some filesystems cannot fsync folders.
   void sync_parent_dir() const {
     const std::filesystem::path target_path(target_);

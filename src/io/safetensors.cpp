@@ -10,6 +10,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <tuple>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,12 @@ std::optional<DType> find_scalar_type(torch::ScalarType type) {
     if (to_scalar_type(static_cast<DType>(i)) == type) return static_cast<DType>(i);
   }
   return std::nullopt;
+}
+
+std::string layout_name(torch::Layout layout) {
+  std::ostringstream s;
+  s << layout;
+  return s.str();
 }
 
 uint64_t nbytes_of(const torch::Tensor& t, DType dtype) {
@@ -214,6 +221,9 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     if (name == "__metadata__") fail("{}: '__metadata__' is reserved and cannot name a tensor", path);
     if (!seen.insert(name).second) fail("{}: tensor '{}' given twice", path, name);
     if (!t.defined()) fail("{}: tensor '{}' is undefined", path, name);
+    if (t.layout() != torch::kStrided || t.is_meta())
+      fail("{}: tensor '{}' has no dense data to write ({} layout, {} device)", path, name, layout_name(t.layout()),
+           t.device().str());
     const auto dtype = find_scalar_type(t.scalar_type());
     if (!dtype) fail("{}: tensor '{}': dtype {} cannot be stored in safetensors", path, name, c10::toString(t.scalar_type()));
     entries.emplace_back(name, *dtype, t);

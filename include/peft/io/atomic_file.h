@@ -3,7 +3,7 @@
 //
 // write_file_atomically(path, writer):
 //   1. creates a uniquely named temp file next to `path` (same folder, so rename is atomic),
-//      with the usual permissions (0666 minus umask);
+//      with the permissions of the file it replaces, or else the usual 0666 minus umask;
 //   2. calls writer(stream) to fill it;
 //   3. flushes, fsyncs the temp file, renames it over `path`, then fsyncs the folder so the
 //      rename itself survives a power loss.

@@ -50,9 +50,8 @@ class SafetensorsFile {
 
   uint64_t data_bytes() const;  // size of the byte buffer after the header
 
-  struct State;  // opaque; public only so that the implementation can name it
-
  private:
+  struct State;
   explicit SafetensorsFile(std::shared_ptr<const State> state);
   std::shared_ptr<const State> state_;
 };
