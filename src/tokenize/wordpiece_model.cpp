@@ -15,15 +15,17 @@ WordPieceModel::WordPieceModel(Vocab vocab, int64_t unk_id, std::string continui
       unk_id_(unk_id),
       prefix_(std::move(continuing_subword_prefix)),
       max_chars_(max_input_chars_per_word) {
-  for (const auto& [token, id] : vocab_.entries()) {
+  std::vector<std::pair<std::string_view, int64_t>> heads, continuations;
+  for (const auto& [token, id] : vocab_.entries()) {  // one entry per distinct token
+    heads.emplace_back(token, id);
     longest_token_ = std::max(longest_token_, token.size());
     if (token.size() > prefix_.size() && token.compare(0, prefix_.size(), prefix_) == 0) {
-      std::string_view rest = token.substr(prefix_.size());
-      // As in a dict lookup of prefix + rest, the id that owns that exact string wins.
-      continuations_[rest] = *vocab_.find(token);
-      longest_continuation_ = std::max(longest_continuation_, rest.size());
+      continuations.emplace_back(token.substr(prefix_.size()), id);
+      longest_continuation_ = std::max(longest_continuation_, token.size() - prefix_.size());
     }
   }
+  heads_ = TokenMap(heads);
+  continuations_ = TokenMap(continuations);
 }
 
 void WordPieceModel::tokenize_word(std::string_view word, std::vector<int64_t>& ids) const {
@@ -41,12 +43,7 @@ void WordPieceModel::tokenize_word(std::string_view word, std::vector<int64_t>& 
     while (end > start && end < word.size() && is_continuation_byte(word[end])) --end;
     int64_t found = -1;
     while (end > start) {
-      const std::string_view piece = word.substr(start, end - start);
-      if (head) {
-        if (auto id = vocab_.find(piece)) found = *id;
-      } else if (auto it = continuations_.find(piece); it != continuations_.end()) {
-        found = it->second;
-      }
+      found = (head ? heads_ : continuations_).find(word.substr(start, end - start));
       if (found >= 0) break;
       do --end;
       while (end > start && is_continuation_byte(word[end]));

@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "tokenize/token_map.h"
 #include "tokenize/vocab.h"
 
 namespace peft::tok {
@@ -26,9 +26,10 @@ class WordPieceModel {
 
  private:
   Vocab vocab_;
+  TokenMap heads_;  // every token, for the first piece of a word
   // Continuation pieces keyed without their prefix ("##ing" under "ing"), so lookups need no
-  // concatenation; views point into vocab_.
-  std::unordered_map<std::string_view, int64_t> continuations_;
+  // concatenation. Both maps point into vocab_'s strings.
+  TokenMap continuations_;
   size_t longest_token_ = 0, longest_continuation_ = 0;  // in bytes: bounds the search
   int64_t unk_id_;
   std::string prefix_;
