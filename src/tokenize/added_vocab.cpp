@@ -1,6 +1,7 @@
 #include "tokenize/added_vocab.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "tokenize/unicode.h"
 
@@ -39,8 +40,16 @@ AddedVocab::AddedVocab(std::vector<AddedToken> tokens, const Normalize& normaliz
 void AddedVocab::index(Matcher& m) {
   std::stable_sort(m.patterns.begin(), m.patterns.end(),
                    [](const Pattern& a, const Pattern& b) { return a.text.size() > b.text.size(); });
-  for (size_t i = 0; i < m.patterns.size(); ++i)
-    m.by_first_byte[static_cast<unsigned char>(m.patterns[i].text[0])].push_back(i);
+  for (size_t i = 0; i < m.patterns.size(); ++i) {
+    const unsigned char b = static_cast<unsigned char>(m.patterns[i].text[0]);
+    m.by_first_byte[b].push_back(i);
+    m.first_byte[b] = true;
+  }
+  for (int b = 0; b < 256; ++b) {
+    if (!m.first_byte[b]) continue;
+    m.only_first_byte = m.only_first_byte == -1 ? b : -2;
+  }
+  if (m.only_first_byte < 0) m.only_first_byte = -1;
 }
 
 void AddedVocab::split(const Matcher& m, std::string_view text, std::vector<Piece>& out) const {
@@ -50,6 +59,15 @@ void AddedVocab::split(const Matcher& m, std::string_view text, std::vector<Piec
   }
   size_t done = 0;  // text before this is already emitted
   for (size_t pos = 0; pos < text.size();) {
+    // Skip to the next byte that can start a match.
+    if (m.only_first_byte >= 0) {
+      const void* next = std::memchr(text.data() + pos, m.only_first_byte, text.size() - pos);
+      if (next == nullptr) break;
+      pos = static_cast<size_t>(static_cast<const char*>(next) - text.data());
+    } else {
+      while (pos < text.size() && !m.first_byte[static_cast<unsigned char>(text[pos])]) ++pos;
+      if (pos == text.size()) break;
+    }
     const Pattern* hit = nullptr;
     for (size_t i : m.by_first_byte[static_cast<unsigned char>(text[pos])]) {
       const std::string& p = m.patterns[i].text;

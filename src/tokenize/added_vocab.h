@@ -54,6 +54,8 @@ class AddedVocab {
   struct Matcher {
     std::vector<Pattern> patterns;                        // longest first
     std::array<std::vector<size_t>, 256> by_first_byte;  // indices into patterns, longest first
+    std::array<bool, 256> first_byte{};                   // some pattern starts with this byte
+    int only_first_byte = -1;  // the one byte all patterns start with ('[' for BERT), else -1
   };
   void split(const Matcher& m, std::string_view text, std::vector<Piece>& out) const;
   static void index(Matcher& m);

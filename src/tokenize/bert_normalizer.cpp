@@ -23,22 +23,27 @@ BertNormalizer BertNormalizer::identity() {
 
 void BertNormalizer::normalize(std::string_view text, std::string& out) const {
   out.clear();
-  out.reserve(text.size());
   bool ascii = true;
   for (char c : text) ascii &= static_cast<unsigned char>(c) < 0x80;
   if (ascii) {  // the common case: no decoding, no decompositions, no CJK
+    out.resize(text.size());
+    char* o = out.data();
     for (char c : text) {
-      uint8_t flags = kAsciiClasses[static_cast<unsigned char>(c)];
-      if (clean_text_ && (flags & kRemove)) continue;
-      if (clean_text_ && (flags & kSpace)) c = ' ';
+      const uint8_t flags = kAsciiClasses[static_cast<unsigned char>(c)];
+      if (clean_text_ && (flags & (kRemove | kSpace))) {
+        if (flags & kRemove) continue;
+        c = ' ';
+      }
       if (lowercase_ && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-      out += c;
+      *o++ = c;
     }
+    out.resize(static_cast<size_t>(o - out.data()));
     return;
   }
 
-  std::vector<char32_t> cps;
-  cps.reserve(text.size());
+  out.reserve(text.size());
+  thread_local std::vector<char32_t> cps, nfd;  // scratch, reused across calls
+  cps.clear();
   for (size_t pos = 0; pos < text.size();) {
     char32_t cp = decode_utf8(text, pos);
     const uint8_t flags = char_class(cp);
@@ -53,8 +58,7 @@ void BertNormalizer::normalize(std::string_view text, std::string& out) const {
     }
   }
   if (strip_accents_) {  // NFD, then drop the non-spacing marks
-    std::vector<char32_t> nfd;
-    nfd.reserve(cps.size() + cps.size() / 4);
+    nfd.clear();
     for (char32_t cp : cps) append_nfd(nfd, cp);
     canonical_order(nfd);
     cps.clear();

@@ -22,9 +22,11 @@ WordPieceTokenizer::Impl::Impl(BertNormalizer normalizer_, bool pre_tokenize_, W
 }
 
 void WordPieceTokenizer::Impl::encode_ids(std::string_view text, std::vector<int64_t>& ids) const {
-  std::vector<AddedVocab::Piece> pieces, normalized_pieces;
-  std::vector<std::string_view> words;
-  std::string normalized;
+  // Scratch buffers reused across calls (per thread: encode is const and may run concurrently).
+  thread_local std::vector<AddedVocab::Piece> pieces, normalized_pieces;
+  thread_local std::vector<std::string_view> words;
+  thread_local std::string normalized;
+  pieces.clear();
   added.split_raw(text, pieces);
   for (const AddedVocab::Piece& piece : pieces) {
     if (piece.id >= 0) {
@@ -77,6 +79,7 @@ Encoding WordPieceTokenizer::encode(std::string_view text, std::optional<std::st
                                     const EncodeOptions& options) const {
   std::vector<int64_t> a;
   std::optional<std::vector<int64_t>> b;
+  a.reserve(text.size() / 4 + 8);
   impl_->encode_ids(text, a);
   if (pair) impl_->encode_ids(*pair, b.emplace());
   Encoding e = post_process(std::move(a), std::move(b), options, impl_->processor, impl_->model_max_length);
