@@ -47,7 +47,7 @@ std::vector<std::string> split(const std::string& text, char sep) {
 // The all-MiniLM-L6-v2 package of the project venv (tokenizer.json, vocab.txt, configs).
 fs::path minilm_dir() {
   std::vector<fs::path> roots = {peft::test::source_dir() / ".venv"};
-  if (std::string(PEFT_PYTHON_PATH).size() > 0) roots.push_back(fs::path(PEFT_PYTHON_PATH).parent_path().parent_path());
+  if (!std::string(PEFT_PYTHON_PATH).empty()) roots.push_back(fs::path(PEFT_PYTHON_PATH).parent_path().parent_path());
   for (const fs::path& root : roots) {
     std::error_code ec;
     for (const auto& lib : fs::directory_iterator(root / "lib", ec)) {
@@ -206,7 +206,9 @@ size_t check_cases(const Tokenizer& tok, const std::string& which) {
       EXPECT_EQ(got[i].ids, want.at("ids").get<std::vector<int64_t>>()) << what;
       EXPECT_EQ(got[i].type_ids, want.at("type_ids").get<std::vector<int64_t>>()) << what;
       EXPECT_EQ(got[i].attention_mask, want.at("attention_mask").get<std::vector<int64_t>>()) << what;
-      if (want.contains("tokens")) EXPECT_EQ(got[i].tokens, want.at("tokens").get<std::vector<std::string>>()) << what;
+      if (want.contains("tokens")) {
+        EXPECT_EQ(got[i].tokens, want.at("tokens").get<std::vector<std::string>>()) << what;
+      }
       EXPECT_EQ(got[i].tokens.size(), got[i].ids.size()) << what;
     }
   }
