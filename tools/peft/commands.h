@@ -8,5 +8,7 @@ namespace peft::cli {
 void add_info_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
+void add_params_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 
 }  // namespace peft::cli

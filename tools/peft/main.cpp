@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   peft::cli::add_info_command(app);
   peft::cli::add_tokenize_command(app);
   peft::cli::add_embed_command(app);
+  peft::cli::add_params_command(app);
+  peft::cli::add_merge_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,75 @@
+#pragma once
+// A PEFT method attached to a model: a validated config plus the modules it places at the model's
+// adaptation sites (see peft/models/sites.h). Every method implements this one interface; the
+// registry (registry.h) maps its type name and on-disk peft_type to a factory.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "peft/models/encoder.h"
+
+namespace peft {
+
+// One tensor a method trains and saves. `key` is its name in adapter_model.safetensors
+// (PEFT's names where PEFT has the method, e.g. "base_model.model.<module>.lora_A.weight").
+// `site` is the module path it belongs to, for per-site parameter accounting.
+struct MethodTensor {
+  std::string site;
+  std::string key;
+  torch::Tensor tensor;
+};
+
+// PEFT's key prefix for tensors of the wrapped model ("base_model.model." + HF parameter name).
+inline const std::string kModelKeyPrefix = "base_model.model.";
+
+class Method {
+ public:
+  virtual ~Method() = default;
+
+  virtual std::string type() const = 0;         // registry name, e.g. "lora"
+  virtual nlohmann::json config() const = 0;    // the config's JSON (keys as in adapter_config.json)
+
+  // Creates the method's modules at the sites it targets. Throws peft::Error when a target matches
+  // nothing or a hyper-parameter does not fit the model (e.g. prefix longer than max positions).
+  virtual void attach(SequenceClassifierImpl& model) = 0;
+  // Removes the modules again (the model is then exactly the base model).
+  virtual void detach(SequenceClassifierImpl& model) = 0;
+
+  // Trainable tensors (valid after attach): new method parameters, or base parameters such as
+  // biases for BitFit. Saved to and loaded from adapter files under their keys.
+  virtual std::vector<MethodTensor> tensors() = 0;
+  // Whether the classifier head is trained and saved with the method (PEFT modules_to_save).
+  virtual bool trains_head() const { return true; }
+  // Key prefix of the head's tensors in adapter files (PEFT prefix tuning uses "base_model.").
+  virtual std::string head_key_prefix() const { return kModelKeyPrefix; }
+
+  // Folding the method into the base weights (LoRA, IA3). merge() then unmerge() restores them.
+  virtual bool mergeable() const { return false; }
+  virtual void merge() {}
+  virtual void unmerge() {}
+  bool merged() const { return merged_; }
+
+  // After training: precompute what inference needs and drop training-only parts (prefix MLP).
+  virtual void finalize() {}
+
+  // Called before saving: tensors as they go to disk (prefix tuning saves its MLP's output).
+  virtual std::vector<MethodTensor> saved_tensors() { return tensors(); }
+  // Loads tensors saved by saved_tensors(); `lookup` throws naming the key if it is absent.
+  virtual void load_tensors(const std::function<torch::Tensor(const std::string&)>& lookup);
+
+ protected:
+  bool merged_ = false;
+};
+
+// Copies `value` into `target` (no grad), checking shapes; the error names the key and both shapes
+// (a mismatch means an adapter made for another base model).
+void copy_checked(const torch::Tensor& target, const torch::Tensor& value, const std::string& key);
+
+// Helper for methods whose modules hang off sites: key = "base_model.model." + site path + "." + local name.
+void append_module_tensors(std::vector<MethodTensor>& out, const std::string& site_path, torch::nn::Module& module);
+
+}  // namespace peft

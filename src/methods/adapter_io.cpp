@@ -1,0 +1,185 @@
+#include "peft/methods/adapter_io.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "peft/error.h"
+#include "peft/io/atomic_file.h"
+#include "peft/io/safetensors.h"
+#include "peft/io/torch_bin.h"
+#include "peft/methods/model_params.h"
+#include "peft/methods/registry.h"
+
+namespace fs = std::filesystem;
+
+namespace peft {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kMulti = "MULTI_METHOD";
+
+// One method's adapter_config.json entries. For PEFT's types only keys PEFT's config classes know.
+json method_entry(Method& m, const EncoderConfig& mc) {
+  json j = m.config();
+  j["peft_type"] = method_type(m.type()).peft_type;
+  if (m.type() == "prefix") {  // PEFT's prompt-learning config describes the model
+    j["num_layers"] = mc.num_hidden_layers;
+    j["num_attention_heads"] = mc.num_attention_heads;
+    j["token_dim"] = mc.hidden_size;
+    j["num_transformer_submodules"] = 1;
+    if (j["encoder_hidden_size"].get<int64_t>() == 0) j["encoder_hidden_size"] = mc.hidden_size;
+  }
+  return j;
+}
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open", path.string());
+  json j = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) fail("{}: not a JSON object", path.string());
+  return j;
+}
+
+// All tensors of the adapter file, by key.
+std::map<std::string, torch::Tensor> read_tensors(const fs::path& dir) {
+  std::map<std::string, torch::Tensor> out;
+  if (fs::exists(dir / "adapter_model.safetensors")) {
+    auto file = io::SafetensorsFile::open((dir / "adapter_model.safetensors").string());
+    for (auto& name : file.names()) out[name] = file.tensor(name);
+  } else if (fs::exists(dir / "adapter_model.bin")) {
+    for (auto& [name, t] : io::load_torch_bin((dir / "adapter_model.bin").string())) out[name] = t;
+  } else {
+    fail("{}: no adapter_model.safetensors or adapter_model.bin", dir.string());
+  }
+  return out;
+}
+
+}  // namespace
+
+json adapter_config(AdaptedModel& model, const std::string& base_model_name_or_path) {
+  if (model.methods().empty()) fail("save_adapter: no method attached");
+  const EncoderConfig& mc = model.model()->config();
+  json j;
+  if (model.methods().size() == 1) {
+    j = method_entry(*model.methods().front(), mc);
+  } else {
+    j["peft_type"] = kMulti;
+    j["methods"] = json::array();
+    for (auto& m : model.methods()) j["methods"].push_back(method_entry(*m, mc));
+  }
+  j["task_type"] = "SEQ_CLS";
+  j["base_model_name_or_path"] = base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path);
+  j["inference_mode"] = true;
+  j["modules_to_save"] = model.trains_head() ? json::array({"classifier"}) : json(nullptr);
+  j["revision"] = nullptr;
+  return j;
+}
+
+void save_adapter(AdaptedModel& model, const std::string& dir, const std::string& base_model_name_or_path) {
+  const json config = adapter_config(model, base_model_name_or_path);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  std::set<std::string> keys;
+  auto add = [&](const std::vector<MethodTensor>& ts) {
+    for (auto& t : ts)
+      if (keys.insert(t.key).second) tensors.emplace_back(t.key, t.tensor.detach());
+  };
+  for (auto& m : model.methods()) {
+    // Saved weights are the unmerged ones.
+    if (m->merged()) fail("save_adapter: unmerge the model before saving (method {} is merged)", m->type());
+    add(m->saved_tensors());
+  }
+  add(model.head_tensors());
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("{}: cannot create folder: {}", dir, ec.message());
+  io::save_safetensors((fs::path(dir) / "adapter_model.safetensors").string(), tensors);
+  io::write_file_atomically((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
+}
+
+void load_adapter(AdaptedModel& model, const std::string& dir) {
+  if (!model.methods().empty()) fail("load_adapter: the model already has methods attached");
+  const fs::path folder(dir);
+  const json config = read_json(folder / "adapter_config.json");
+  const std::string where = (folder / "adapter_config.json").string();
+  if (!config.contains("peft_type") || !config["peft_type"].is_string()) fail("{}: no peft_type", where);
+  if (config.contains("task_type") && !config["task_type"].is_null() && config["task_type"] != "SEQ_CLS")
+    fail("{}: task_type {} is not supported for sequence classifiers (expected SEQ_CLS)", where,
+         config["task_type"].dump());
+
+  std::vector<json> entries;
+  if (config["peft_type"] == kMulti) {
+    if (!config.contains("methods") || !config["methods"].is_array()) fail("{}: MULTI_METHOD without \"methods\"", where);
+    for (auto& m : config["methods"]) entries.push_back(m);
+  } else {
+    entries.push_back(config);
+  }
+  try {
+    for (auto& e : entries) {
+      if (!e.contains("peft_type") || !e["peft_type"].is_string()) fail("method entry without peft_type");
+      const MethodType& type = method_type_for_peft_type(e["peft_type"].get<std::string>());
+      auto method = type.make(e);
+      if (type.name == "prefix") {  // the prefix table's layout must fit this model
+        const EncoderConfig& mc = model.model()->config();
+        const std::vector<std::pair<const char*, int64_t>> shape = {
+            {"num_layers", mc.num_hidden_layers}, {"token_dim", mc.hidden_size},
+            {"num_attention_heads", mc.num_attention_heads}};
+        for (auto& [key, want] : shape)
+          if (e.contains(key) && e[key].is_number() && e[key].get<int64_t>() != want)
+            fail("prefix: {} is {} but the model has {} (adapter made for another base model?)", key,
+                 e[key].get<int64_t>(), want);
+      }
+      model.add(method);
+    }
+  } catch (const Error& e) {
+    model.remove_all();
+    fail("{}: {}", where, e.what());
+  }
+
+  auto tensors = read_tensors(folder);
+  std::set<std::string> used;
+  auto lookup = [&](const std::string& key) -> torch::Tensor {
+    auto it = tensors.find(key);
+    if (it == tensors.end()) fail("{}: adapter file has no tensor {}", dir, key);
+    used.insert(key);
+    return it->second;
+  };
+  try {
+    for (auto& m : model.methods()) m->load_tensors(lookup);
+    // SEQ_CLS adapters carry the head, which replaces the base head (PEFT does so even when
+    // modules_to_save is null).
+    const std::string head_prefix = model.methods().front()->head_key_prefix();
+    bool has_head = false;
+    for (auto& [key, t] : tensors) has_head |= key.rfind(head_prefix + "classifier.", 0) == 0;
+    if (has_head) {
+      for (auto& [name, p] : base_named_parameters(*model.model()))
+        if (name.rfind("classifier.", 0) == 0) copy_checked(p, lookup(head_prefix + name), head_prefix + name);
+    }
+  } catch (const Error&) {
+    model.remove_all();
+    throw;
+  }
+  // PEFT's bias="all" files also hold copies of the head under these names; they are redundant.
+  std::vector<std::string> unused;
+  for (auto& [key, t] : tensors)
+    if (!used.count(key) && key.find(".modules_to_save.") == std::string::npos &&
+        key.find(".original_module.") == std::string::npos)
+      unused.push_back(key);
+  if (!unused.empty()) {
+    model.remove_all();
+    fail("{}: {} adapter tensor(s) match nothing in the model, e.g. {} (adapter made for another base model?)", dir,
+         unused.size(), unused.front());
+  }
+  model.refreeze();
+}
+
+std::optional<int64_t> adapter_num_labels(const std::string& dir) {
+  for (auto& [key, t] : read_tensors(fs::path(dir)))
+    for (const char* head : {"classifier.weight", "classifier.out_proj.weight"})
+      for (const char* prefix : {"base_model.model.", "base_model."})
+        if (key == std::string(prefix) + head && t.dim() == 2) return t.size(0);
+  return std::nullopt;
+}
+
+}  // namespace peft

@@ -1,0 +1,132 @@
+#include "peft/methods/bottleneck.h"
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/linear.h>
+
+#include "methods/json_config.h"
+#include "peft/error.h"
+
+namespace peft {
+namespace {
+
+void check_choice(const std::string& option, const std::string& value, std::initializer_list<const char*> choices) {
+  for (auto c : choices)
+    if (value == c) return;
+  fail("bottleneck: unknown {} '{}' (choose one of: {})", option, value, fmt::join(choices, ", "));
+}
+
+}  // namespace
+
+void BottleneckConfig::validate() const {
+  check_choice("placement", placement, {"attention", "ffn", "both"});
+  check_choice("insertion", insertion, {"sequential", "parallel"});
+  check_choice("composition", composition, {"add", "scaled", "gated"});
+  check_choice("activation", activation, {"relu", "tanh", "identity", "gelu"});
+  check_choice("init", init, {"near_identity", "lora"});
+  if (r <= 0) fail("bottleneck: r must be > 0 (got {})", r);
+}
+
+BottleneckConfig BottleneckConfig::from_json(const nlohmann::json& j) {
+  BottleneckConfig c;
+  read_key(j, "placement", c.placement);
+  read_key(j, "insertion", c.insertion);
+  read_key(j, "composition", c.composition);
+  read_key(j, "scaling", c.scaling);
+  read_key(j, "r", c.r);
+  read_key(j, "activation", c.activation);
+  read_key(j, "init", c.init);
+  c.validate();
+  return c;
+}
+
+nlohmann::json BottleneckConfig::to_json() const {
+  return {{"placement", placement},     {"insertion", insertion}, {"composition", composition},
+          {"scaling", scaling},         {"r", r},                 {"activation", activation},
+          {"init", init}};
+}
+
+namespace {
+
+class BottleneckAdapter : public SublayerMethod {
+ public:
+  BottleneckAdapter(const BottleneckConfig& c, int64_t d) : c_(c) {
+    adapter_down = register_module("adapter_down", torch::nn::Linear(d, c.r));
+    adapter_up = register_module("adapter_up", torch::nn::Linear(c.r, d));
+    if (c.composition == "gated") adapter_gate = register_module("adapter_gate", torch::nn::Linear(d, 1));
+    torch::NoGradGuard no_grad;
+    if (c.init == "lora") {  // down keeps nn.Linear's Kaiming-uniform; Δh = 0 at start
+      adapter_up->weight.zero_();
+    } else {  // Houlsby: weights ~ N(0, 1e-2) truncated at 2σ, so the adapter starts near identity
+      for (auto* w : {&adapter_down->weight, &adapter_up->weight}) w->normal_(0.0, 1e-2).clamp_(-2e-2, 2e-2);
+    }
+    adapter_down->bias.zero_();
+    adapter_up->bias.zero_();
+    if (adapter_gate) {
+      adapter_gate->weight.zero_();
+      adapter_gate->bias.zero_();
+    }
+  }
+
+  torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& h) override {
+    const torch::Tensor& src = c_.insertion == "parallel" ? x : h;
+    torch::Tensor delta = adapter_up(activate(adapter_down(src)));
+    if (c_.composition == "add") return h + delta;
+    if (c_.composition == "scaled") return h + delta * c_.scaling;
+    torch::Tensor gate = torch::sigmoid(adapter_gate(src));
+    return h * (1 - gate) + delta * gate;
+  }
+
+  torch::nn::Linear adapter_down{nullptr}, adapter_up{nullptr}, adapter_gate{nullptr};
+
+ private:
+  torch::Tensor activate(const torch::Tensor& t) const {
+    if (c_.activation == "relu") return torch::relu(t);
+    if (c_.activation == "tanh") return torch::tanh(t);
+    if (c_.activation == "gelu") return torch::gelu(t);
+    return t;
+  }
+  BottleneckConfig c_;
+};
+
+class Bottleneck : public Method {
+ public:
+  explicit Bottleneck(BottleneckConfig c) : config_(std::move(c)) { config_.validate(); }
+  std::string type() const override { return "bottleneck"; }
+  nlohmann::json config() const override { return config_.to_json(); }
+
+  void attach(SequenceClassifierImpl& model) override {
+    const bool attention = config_.placement != "ffn", ffn = config_.placement != "attention";
+    for (auto& layer : model.encoder->layers) {
+      std::vector<std::shared_ptr<SublayerSite>> chosen;
+      if (attention) chosen.push_back(layer->attention_adapters);
+      if (ffn) chosen.push_back(layer->output_adapters);
+      for (auto& site : chosen) {
+        auto m = std::make_shared<BottleneckAdapter>(config_, model.config().hidden_size);
+        m->to(layer->output_dense->weight.device(), layer->output_dense->weight.scalar_type());
+        site->attach(type(), m);
+        modules_.emplace_back(site, m);
+      }
+    }
+  }
+
+  void detach(SequenceClassifierImpl&) override {
+    for (auto& [site, m] : modules_) site->detach(type());
+    modules_.clear();
+  }
+
+  std::vector<MethodTensor> tensors() override {
+    std::vector<MethodTensor> out;
+    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
+    return out;
+  }
+
+ private:
+  BottleneckConfig config_;
+  std::vector<std::pair<std::shared_ptr<SublayerSite>, std::shared_ptr<BottleneckAdapter>>> modules_;
+};
+
+}  // namespace
+
+std::shared_ptr<Method> make_bottleneck(const BottleneckConfig& config) { return std::make_shared<Bottleneck>(config); }
+
+}  // namespace peft
