@@ -1,4 +1,5 @@
 // PyTorch .bin (torch.save zip) loading.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -134,4 +135,34 @@ TEST(TorchBin, NonTensorEntriesAndNonDictsAreErrorsNamingTheKey) {
   list.write(torch::pickle_save(c10::IValue(std::vector<torch::Tensor>{torch::ones({1})})));
   msg = message_of([&] { peft::io::load_torch_bin(list.path.string()); });
   EXPECT_TRUE(contains(msg, list.path.string()) && contains(msg, "not a dict of tensors")) << msg;
+}
+
+TEST(TorchBin, CorruptedPickleIsAnErrorNeverACrash) {
+  std::ifstream in(fixture("state_dict.bin"), std::ios::binary);
+  const std::vector<char> original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // data.pkl is stored uncompressed: find it by its first opcodes (PROTO 2, GLOBAL collections).
+  const std::string start_marker = "\x80\x02" "ccollections";
+  const auto it = std::search(original.begin(), original.end(), start_marker.begin(), start_marker.end());
+  ASSERT_NE(it, original.end());
+  const size_t pkl = static_cast<size_t>(it - original.begin());
+  const size_t pkl_end = std::min(original.size(), pkl + 400);
+
+  TempFile mutated("mutated.bin");
+  int loaded = 0, rejected = 0;
+  for (size_t i = pkl; i < pkl_end; ++i) {
+    for (char replacement : {'\0', '\xff', static_cast<char>(original[i] + 1)}) {
+      std::vector<char> bytes = original;
+      bytes[i] = replacement;
+      mutated.write(bytes);
+      try {
+        for (const auto& [name, t] : peft::io::load_torch_bin(mutated.path.string())) t.sum();
+        ++loaded;
+      } catch (const peft::Error& e) {
+        ++rejected;
+        EXPECT_TRUE(contains(e.what(), mutated.path.string())) << e.what();
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_GT(loaded + rejected, 300);
 }
