@@ -141,7 +141,7 @@ void load_adapter(AdaptedModel& model, const std::string& dir) {
   std::set<std::string> used;
   auto lookup = [&](const std::string& key) -> torch::Tensor {
     auto it = tensors.find(key);
-    if (it == tensors.end()) fail("{}: adapter file has no tensor {}", dir, key);
+    if (it == tensors.end()) fail("{}: adapter file has no tensor {} (adapter made for another base model?)", dir, key);
     used.insert(key);
     return it->second;
   };
