@@ -75,7 +75,9 @@ def main():
 
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 30000, (args.batch, args.seq), generator=g)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    mask = torch.ones_like(ids)
+    mask[1:, -(args.seq // 4):] = 0  # a real batch carries padding (and so an attention mask)
+    inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
     labels = torch.randint(0, 2, (args.batch,), generator=g)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "inputs.safetensors")

@@ -109,6 +109,7 @@ class PromptEncoder : public AttentionKVMethod {
     };
     kv.key = torch::cat({heads(k), kv.key}, 2);
     kv.value = torch::cat({heads(v), kv.value}, 2);
+    if (!kv.mask.defined()) return;  // no padding anywhere: prefix tokens need no mask either
     auto zeros = torch::zeros({kv.mask.size(0), 1, 1, l_}, kv.mask.options());
     kv.mask = torch::cat({zeros.expand({kv.mask.size(0), kv.mask.size(1), kv.mask.size(2), l_}), kv.mask}, 3);
   }
