@@ -180,3 +180,15 @@ TEST(Attach, DetachRestoresTheBaseModel) {
   EXPECT_EQ(int64_t(m.model()->parameters().size()), params);
   EXPECT_EQ(m.model()->encoder->past_length, 0);
 }
+
+TEST(Prefix, FinalizePrecomputesTheTableAndDropsTheMlp) {
+  auto m = adapted("prefix:num_virtual_tokens=5,encoder_hidden_size=16");
+  peft::test::perturb(m);
+  torch::NoGradGuard no_grad;
+  const auto in = peft::test::tiny_input();
+  const torch::Tensor before = m.forward(in);
+  m.finalize();
+  EXPECT_TRUE(torch::equal(m.forward(in), before));
+  EXPECT_EQ(peft::count_parameters(m).trainable, 5 * 2 * L * d + head);  // only the table (and head) remain
+  for (auto& item : m.model()->named_parameters()) EXPECT_EQ(item.key().find("transform"), std::string::npos);
+}
