@@ -10,5 +10,10 @@ void add_tokenize_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
 void add_params_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_predict_command(CLI::App& app);
+void add_report_command(CLI::App& app);
+void add_quickstart_command(CLI::App& app);
 
 }  // namespace peft::cli

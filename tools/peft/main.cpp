@@ -16,6 +16,11 @@ int main(int argc, char** argv) {
   peft::cli::add_embed_command(app);
   peft::cli::add_params_command(app);
   peft::cli::add_merge_command(app);
+  peft::cli::add_train_command(app);
+  peft::cli::add_eval_command(app);
+  peft::cli::add_predict_command(app);
+  peft::cli::add_report_command(app);
+  peft::cli::add_quickstart_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,24 @@
+#pragma once
+// Running a model over a data set: logits for every example (in data set order), predictions,
+// probabilities, and the task's metrics when the data has labels.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "peft/data/batching.h"
+#include "peft/train/model.h"
+
+namespace peft::train {
+
+struct EvalResult {
+  torch::Tensor logits;          // (examples, num_labels), CPU float
+  std::vector<double> predicted; // class id or score per example
+  nlohmann::json metrics;        // {"loss": ..., metric: ...}; only "examples" when unlabelled
+};
+
+// Batches are sorted by length (little padding); dropout is off and no gradients are kept.
+EvalResult evaluate(TrainableModel& model, const data::TokenizedDataset& data, const std::vector<std::string>& metrics,
+                    size_t batch_size = 64, torch::Device device = torch::kCPU);
+
+}  // namespace peft::train

@@ -1,0 +1,26 @@
+#pragma once
+// What the trainer needs from a model: forward, train/eval mode, the named tensors to train, and
+// how to save the task (for an AdaptedModel: its adapter folder). Keeping this a small struct of
+// functions lets the trainer work with any model/method combination without knowing about them.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "peft/models/encoder.h"
+#include "peft/train/optimizer.h"
+
+namespace peft::train {
+
+struct TrainableModel {
+  std::function<torch::Tensor(const EncoderInput&)> forward;  // logits (batch, num_labels)
+  std::function<void(bool)> set_training;                     // dropout on/off
+  std::vector<NamedTensor> tensors;                           // trained, checkpointed (unique names)
+  std::function<void(const std::string& dir)> save_task;      // writes the task folder; may be empty
+  EncoderConfig config;                                       // for the loss (regression or not)
+};
+
+// A plain SequenceClassifier where the tensors whose names start with one of `prefixes` train
+// (e.g. {"classifier."} for the head only, {""} for full fine-tuning). Others are frozen.
+TrainableModel trainable_classifier(SequenceClassifier model, const std::vector<std::string>& prefixes);
+
+}  // namespace peft::train
