@@ -162,9 +162,28 @@ EncoderModelImpl::EncoderModelImpl(const EncoderConfig& config, bool with_pooler
   }
 }
 
-EncoderOutput EncoderModelImpl::forward(const EncoderInput& in) {
-  if (!in.input_ids.defined() || in.input_ids.dim() != 2)
+// Right-padded batches often carry whole columns of padding (inputs padded to a fixed max_length).
+// Dropping columns where no row has a real token changes nothing for real tokens, as they never attend
+// to padding, and saves their compute. Returns the number of columns to keep.
+static int64_t columns_in_use(const torch::Tensor& mask) {
+  if (!mask.defined()) return -1;
+  const int64_t tokens = mask.size(1);
+  torch::Tensor used = mask.ne(0).any(0);  // (tokens)
+  torch::Tensor positions = torch::arange(1, tokens + 1, mask.options().dtype(torch::kLong));
+  return (used.to(torch::kLong) * positions).max().item<int64_t>();
+}
+
+EncoderOutput EncoderModelImpl::forward(const EncoderInput& full) {
+  if (!full.input_ids.defined() || full.input_ids.dim() != 2)
     fail("input_ids must be a (batch, tokens) tensor");
+  const int64_t tokens = full.input_ids.size(1);
+  const int64_t keep = full.skip_padding_columns ? columns_in_use(full.attention_mask) : -1;
+  EncoderInput in = full;
+  if (keep > 0 && keep < tokens) {
+    in.input_ids = full.input_ids.narrow(1, 0, keep);
+    in.attention_mask = full.attention_mask.narrow(1, 0, keep);
+    if (full.token_type_ids.defined()) in.token_type_ids = full.token_type_ids.narrow(1, 0, keep);
+  }
   torch::Tensor hidden = embeddings->forward(in, past_length);
 
   // Additive mask (batch, 1, 1, tokens): 0 where attended, the lowest float where masked, as HF builds it.
@@ -182,6 +201,9 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInput& in) {
 
   EncoderOutput out{hidden, {}};
   if (pooler_dense) out.pooled = torch::tanh(pooler_dense->forward(hidden.select(1, 0)));
+  // Dropped padding columns come back as zeros, so the output keeps the input's shape.
+  if (hidden.size(1) < tokens)
+    out.last_hidden_state = torch::cat({hidden, hidden.new_zeros({hidden.size(0), tokens - hidden.size(1), hidden.size(2)})}, 1);
   return out;
 }
 
@@ -219,7 +241,9 @@ std::string SequenceClassifierImpl::base_prefix() const {
 
 std::vector<std::string> SequenceClassifierImpl::head_parameter_prefixes() const { return {"classifier."}; }
 
-torch::Tensor SequenceClassifierImpl::forward(const EncoderInput& in) {
+torch::Tensor SequenceClassifierImpl::forward(const EncoderInput& input) {
+  EncoderInput in = input;
+  in.skip_padding_columns = true;  // the heads read the first token only
   EncoderOutput out = encoder->forward(in);
   const double p = config_.classifier_dropout >= 0 ? config_.classifier_dropout : config_.hidden_dropout_prob;
   const bool training = is_training();

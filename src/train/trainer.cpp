@@ -154,7 +154,8 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       double step_loss = 0;
       for (int64_t k = 0; k < group; ++k) {
         data::Batch batch = data::collate(train_data, batches[static_cast<size_t>(st.batch + k)], o.device);
-        torch::Tensor loss = sequence_loss(model.config, model.forward(batch.input), batch.labels);
+        torch::Tensor loss = model.loss ? model.loss(batch.input, batch.labels)
+                                        : sequence_loss(model.config, model.forward(batch.input), batch.labels);
         const double value = loss.item<double>();
         if (!std::isfinite(value)) {
           const std::string last = latest_checkpoint(run_dir.string());
@@ -170,6 +171,7 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       set_lr(opt, factor);
       opt.optimizer->step();
       ++st.step;
+      if (model.after_step) model.after_step(st.step);
       ++steps_here;
 
       StepInfo info{st.step, total_steps, st.epoch, step_loss, opt.base_lrs.front() * factor,

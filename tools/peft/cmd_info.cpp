@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "peft/error.h"
 #include "peft/models/checkpoint.h"
 #include "peft/models/load.h"
 #include "peft/tokenize/tokenizer.h"

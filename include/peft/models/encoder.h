@@ -23,6 +23,11 @@ struct EncoderInput {
   torch::Tensor input_ids;       // (batch, tokens) int64
   torch::Tensor attention_mask;  // (batch, tokens) 1 = real token
   torch::Tensor token_type_ids;  // (batch, tokens)
+  // Skip trailing columns that are padding in every row (inputs padded to a fixed max_length). Real
+  // tokens never attend to padding, so their vectors do not change; the skipped columns come back as
+  // zeros instead of HF's (meaningless) padding vectors. Set it where padding vectors are ignored:
+  // classification heads and masked mean pooling do it themselves.
+  bool skip_padding_columns = false;
 };
 
 struct EncoderOutput {

@@ -17,6 +17,12 @@ struct TrainableModel {
   std::vector<NamedTensor> tensors;                           // trained, checkpointed (unique names)
   std::function<void(const std::string& dir)> save_task;      // writes the task folder; may be empty
   EncoderConfig config;                                       // for the loss (regression or not)
+  // Training loss of one micro-batch; empty: the task loss of forward() (cross-entropy or MSE).
+  // Methods with a loss of their own set it (diff pruning adds its L0 penalty, AdaMix its
+  // consistency term between two routes).
+  std::function<torch::Tensor(const EncoderInput&, const torch::Tensor& labels)> loss;
+  // Called after each optimizer step with the step number (e.g. to re-apply a fixed mask).
+  std::function<void(int64_t step)> after_step;
 };
 
 // A plain SequenceClassifier where the tensors whose names start with one of `prefixes` train
