@@ -32,17 +32,16 @@ train::TrainableModel make_model(uint64_t seed) {
   torch::manual_seed(seed);
   LoadOptions load;
   load.num_labels = 2;
-  // Head + last layer train: enough to learn the synthetic task, small enough to be quick.
-  return train::trainable_classifier(load_sequence_classifier(tiny_model_dir().string(), load),
-                                     {"classifier.", "bert.encoder.layer.1.", "bert.pooler."});
+  // Full fine-tuning: the random tiny encoder needs its embeddings to learn the task's words.
+  return train::trainable_classifier(load_sequence_classifier(tiny_model_dir().string(), load), {""});
 }
 
 train::TrainOptions small_options() {
   train::TrainOptions o;
-  o.epochs = 3;
+  o.epochs = 8;
   o.batch_size = 8;
   o.grad_accum = 2;
-  o.lr = 3e-2;
+  o.lr = 5e-3;
   o.warmup_ratio = 0.1;
   o.eval_every = 4;
   o.log_every = 2;
@@ -77,10 +76,9 @@ TEST(Trainer, LearnsAndIsDeterministic) {
   auto m1 = make_model(5), m2 = make_model(5);
   auto r1 = run(f, m1, fresh_run_dir("det1"), o);
   auto r2 = run(f, m2, fresh_run_dir("det2"), o);
-  EXPECT_EQ(r1.steps, 18);  // 12 batches / 2 per step * 3 epochs
-  // TODO: the tiny random encoder does not learn the synthetic task in 18 steps yet (dev accuracy
-  // stays at the constant-prediction level); a learning check belongs here once that is understood.
-  EXPECT_GT(r1.best_metric, 0.0) << r1.best_metrics.dump();
+  EXPECT_EQ(r1.steps, 48);  // 12 batches / 2 per step * 8 epochs
+  // A constant prediction scores 0.71 at most on this dev set; the task is learnable to 1.0.
+  EXPECT_GE(r1.best_metric, 0.9) << r1.best_metrics.dump();
   for (auto& [name, t] : snapshot(m1)) EXPECT_TRUE(torch::equal(t, snapshot(m2)[name])) << name;
   EXPECT_TRUE(fs::exists(fs::path(r1.task_dir) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(r1.task_dir) / "metrics.json"));
@@ -91,8 +89,8 @@ TEST(Trainer, LearnsAndIsDeterministic) {
     auto j = nlohmann::json::parse(line);
     (j["type"] == "train" ? train_lines : eval_lines)++;
   }
-  EXPECT_EQ(train_lines, 9);
-  EXPECT_EQ(eval_lines, 5);  // steps 4, 8, 12, 16 and the final 18
+  EXPECT_EQ(train_lines, 24);
+  EXPECT_EQ(eval_lines, 12);  // steps 4, 8, ..., 48
 }
 
 TEST(Trainer, ResumeAfterCrashMatchesUninterruptedRun) {
@@ -115,7 +113,7 @@ TEST(Trainer, ResumeAfterCrashMatchesUninterruptedRun) {
   auto resumed = make_model(99);  // a different init: everything trainable comes from the checkpoint
   auto r = run(f, resumed, dir, o, /*resume=*/true);
   EXPECT_TRUE(r.resumed);
-  EXPECT_EQ(r.steps, 18);
+  EXPECT_EQ(r.steps, 48);
   for (auto& [name, t] : snapshot(reference)) EXPECT_TRUE(torch::equal(t, snapshot(resumed)[name])) << name;
   // The log reads as one run: no duplicated steps.
   std::ifstream a(ref_dir / "metrics.jsonl"), b(dir / "metrics.jsonl");
@@ -142,7 +140,7 @@ TEST(Trainer, RunFolderRules) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("configuration differs"));
-    EXPECT_THAT(e.what(), HasSubstr("lr (0.03 vs 0.001)"));
+    EXPECT_THAT(e.what(), HasSubstr("lr (0.005 vs 0.001)"));
   }
   EXPECT_THROW(train::prepare_run_dir((dir / "nope").string(), o.to_json(), true, false), Error);
   train::prepare_run_dir(dir.string(), changed.to_json(), false, /*overwrite=*/true);

@@ -125,7 +125,9 @@ torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Ten
   kv_site->forward(kv);
 
   const double p = is_training() ? config_.attention_probs_dropout_prob : 0.0;
-  torch::Tensor context = at::scaled_dot_product_attention(q, kv.key, kv.value, kv.mask, p);
+  // An undefined mask must reach sdpa as "no mask": some kernels validate the tensor otherwise.
+  const std::optional<torch::Tensor> mask = kv.mask.defined() ? std::optional<torch::Tensor>(kv.mask) : std::nullopt;
+  torch::Tensor context = at::scaled_dot_product_attention(q, kv.key, kv.value, mask, p);
   return context.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
 }
 
