@@ -1,7 +1,8 @@
 // Encoder forward throughput: the C++ side of bench/compare_encoder.py.
-//   bench_encoder MODEL INPUTS.safetensors THREADS ITERS
+//   bench_encoder MODEL INPUTS.safetensors THREADS ITERS [SKIP_PADDING]
 // INPUTS holds input_ids / attention_mask / token_type_ids (written by the Python script so both sides
-// see identical batches). Prints one JSON line: seconds per batch (median and min) and sequences/s.
+// see identical batches). SKIP_PADDING=1 skips all-padding columns, as classification and `peft embed`
+// do (EncoderInput::skip_padding_columns). Prints one JSON line: seconds per batch (median and min) and sequences/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,8 +15,8 @@
 #include "peft/models/load.h"
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::cerr << "usage: bench_encoder MODEL INPUTS.safetensors THREADS ITERS\n";
+  if (argc != 5 && argc != 6) {
+    std::cerr << "usage: bench_encoder MODEL INPUTS.safetensors THREADS ITERS [SKIP_PADDING]\n";
     return 2;
   }
   try {
@@ -23,7 +24,7 @@ int main(int argc, char** argv) {
     const int iters = std::stoi(argv[4]);
     auto inputs = peft::io::SafetensorsFile::open(argv[2]);
     peft::EncoderInput in{inputs.tensor("input_ids").clone(), inputs.tensor("attention_mask").clone(),
-                          inputs.tensor("token_type_ids").clone()};
+                          inputs.tensor("token_type_ids").clone(), argc == 6 && std::string(argv[5]) == "1"};
     peft::EncoderModel model = peft::load_encoder_model(argv[1]);
     torch::InferenceMode guard;
     for (int i = 0; i < 2; ++i) model->forward(in);  // warm-up
