@@ -167,3 +167,22 @@ TEST(TrainCli, SigkillMidTrainingAndMidCheckpointThenResumeMatches) {
     EXPECT_EQ(eval_lines(run), eval_lines("ref")) << run;
   }
 }
+
+// The README's quickstart, shortened to two epochs: the installed MiniLM learns the demo reviews.
+TEST(TrainCli, QuickstartLearnsDemoReviews) {
+  const fs::path out = work_dir() / "quickstart";
+  CliRun r = peft_cli(fmt::format("quickstart --epochs 2 --data '{}/examples/demo' --out '{}'", PEFT_SOURCE_DIR,
+                                  out.string()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto percent_after = [&](const std::string& label) {
+    const size_t at = r.out.find(label);
+    EXPECT_NE(at, std::string::npos) << r.out;
+    return at == std::string::npos ? 0.0 : std::stod(r.out.substr(at + label.size()));
+  };
+  const double before = percent_after("Dev accuracy before training: ");
+  const double after = percent_after("Dev accuracy after training:  ");
+  EXPECT_GT(after, 75.0) << r.out;
+  EXPECT_GT(after, before + 10.0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Trainable parameters: "));
+  EXPECT_TRUE(fs::exists(out / "task" / "adapter_model.safetensors"));
+}
