@@ -115,10 +115,22 @@ LayerImpl::LayerImpl(const EncoderConfig& c, const std::string& path, int64_t in
   output_adapters = output->register_module("adapters", std::make_shared<SublayerSite>(path + "output"));
 }
 
-torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
-  const int64_t batch = hidden.size(0), tokens = hidden.size(1);
+torch::Tensor TokenLayout::pack(const torch::Tensor& grid) const {
+  return grid.reshape({batch * tokens, grid.size(-1)}).index_select(0, index);
+}
+
+torch::Tensor TokenLayout::unpack(const torch::Tensor& packed) const {
+  return packed.new_zeros({batch * tokens, packed.size(-1)}).index_copy(0, index, packed).view({batch, tokens, -1});
+}
+
+torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask,
+                                   const TokenLayout& layout) {
+  const int64_t batch = layout.packed() ? layout.batch : hidden.size(0);
+  const int64_t tokens = layout.packed() ? layout.tokens : hidden.size(1);
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim();
-  auto split_heads = [&](const torch::Tensor& t) { return t.view({batch, -1, heads, head_dim}).transpose(1, 2); };
+  auto split_heads = [&](const torch::Tensor& t) {
+    return (layout.packed() ? layout.unpack(t) : t).view({batch, -1, heads, head_dim}).transpose(1, 2);
+  };
 
   torch::Tensor q = split_heads(query->forward(hidden));
   AttentionKV kv{split_heads(key->forward(hidden)), split_heads(value->forward(hidden)), additive_mask};
@@ -128,14 +140,16 @@ torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Ten
   // An undefined mask must reach sdpa as "no mask": some kernels validate the tensor otherwise.
   const std::optional<torch::Tensor> mask = kv.mask.defined() ? std::optional<torch::Tensor>(kv.mask) : std::nullopt;
   torch::Tensor context = at::scaled_dot_product_attention(q, kv.key, kv.value, mask, p);
-  return context.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
+  context = context.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
+  return layout.packed() ? layout.pack(context) : context;
 }
 
-torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask) {
+torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask,
+                                 const TokenLayout& layout) {
   const bool training = is_training();
   // Attention sublayer: dense -> dropout -> adapters -> residual + LayerNorm.
-  torch::Tensor h = maybe_dropout(attention_dense->forward(attention(hidden, additive_mask)), config_.hidden_dropout_prob,
-                            training);
+  torch::Tensor h = maybe_dropout(attention_dense->forward(attention(hidden, additive_mask, layout)),
+                                  config_.hidden_dropout_prob, training);
   if (!attention_adapters->empty()) h = attention_adapters->forward(hidden, h);
   torch::Tensor attended = attention_norm(h + hidden);
 
@@ -199,7 +213,16 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInput& full) {
     if (hidden.scalar_type() != torch::kFloat) additive = additive.clamp_min(-65504.0).to(hidden.scalar_type());
   }
 
-  for (auto& layer : layers) hidden = layer->forward(hidden, additive);
+  // Pack the real tokens when padding is to be skipped. The pooler reads each row's first token, so
+  // left-padded batches (first token padding) stay on the grid.
+  TokenLayout layout;
+  if (full.skip_padding_columns && additive.defined() && mask.select(1, 0).ne(0).all().item<bool>()) {
+    layout = {mask.reshape({-1}).nonzero().squeeze(1), hidden.size(0), hidden.size(1)};
+    hidden = layout.pack(hidden);
+  }
+
+  for (auto& layer : layers) hidden = layer->forward(hidden, additive, layout);
+  if (layout.packed()) hidden = layout.unpack(hidden);
 
   EncoderOutput out{hidden, {}};
   if (pooler_dense) out.pooled = torch::tanh(pooler_dense->forward(hidden.select(1, 0)));

@@ -23,10 +23,11 @@ struct EncoderInput {
   torch::Tensor input_ids;       // (batch, tokens) int64
   torch::Tensor attention_mask;  // (batch, tokens) 1 = real token
   torch::Tensor token_type_ids;  // (batch, tokens)
-  // Skip trailing columns that are padding in every row (inputs padded to a fixed max_length). Real
-  // tokens never attend to padding, so their vectors do not change; the skipped columns come back as
-  // zeros instead of HF's (meaningless) padding vectors. Set it where padding vectors are ignored:
-  // classification heads and masked mean pooling do it themselves.
+  // Skip the work on padding tokens: trailing all-padding columns are dropped, and the position-wise
+  // layers (linear layers, LayerNorm, adapters) run on real tokens only. Real tokens never attend to
+  // padding, so their vectors do not change; padding positions come back as zeros instead of HF's
+  // (meaningless) padding vectors. Set it where padding vectors are ignored: classification heads and
+  // masked mean pooling do it themselves.
   bool skip_padding_columns = false;
 };
 
@@ -56,10 +57,22 @@ class EmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embeddings);
 
+// Where the rows of a packed hidden state sit in the padded (batch, tokens) grid. Packed, position-wise
+// work runs on (real tokens, hidden); attention scatters back to the grid around its softmax.
+struct TokenLayout {
+  torch::Tensor index;  // (real) flat positions b * tokens + t of the real tokens; undefined: not packed
+  int64_t batch = 0, tokens = 0;
+
+  bool packed() const { return index.defined(); }
+  torch::Tensor pack(const torch::Tensor& grid) const;      // (batch, tokens, d) -> (real, d)
+  torch::Tensor unpack(const torch::Tensor& packed) const;  // (real, d) -> (batch, tokens, d), zeros at padding
+};
+
 class LayerImpl : public torch::nn::Module {
  public:
   LayerImpl(const EncoderConfig& config, const std::string& path, int64_t index);
-  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+  // `hidden` is (batch, tokens, hidden), or (real tokens, hidden) when `layout` is packed.
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask, const TokenLayout& layout = {});
 
   // HF's nesting: attention.self.{query,key,value}, attention.output.{dense,LayerNorm},
   // intermediate.dense, output.{dense,LayerNorm}. Plain holder modules keep those names.
@@ -69,7 +82,7 @@ class LayerImpl : public torch::nn::Module {
   std::shared_ptr<AttentionKVSite> kv_site;
 
  private:
-  torch::Tensor attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask);
+  torch::Tensor attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask, const TokenLayout& layout);
   EncoderConfig config_;
 };
 TORCH_MODULE(Layer);
