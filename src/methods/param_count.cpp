@@ -12,6 +12,7 @@ nlohmann::json ParamReport::to_json() const {
   return {{"base", base},
           {"trainable", trainable},
           {"added", added},
+          {"inference", inference},
           {"percent_of_base", percent_of_base()},
           {"sites", s}};
 }
@@ -34,6 +35,12 @@ ParamReport count_parameters(AdaptedModel& model) {
     } else {
       r.sites.back().params += t.tensor.numel();
     }
+  }
+  r.inference = r.trainable;
+  for (auto& m : model.methods()) {
+    int64_t trained = 0;
+    for (auto& t : m->tensors()) trained += t.tensor.numel();
+    r.inference += m->inference_parameter_count() - trained;
   }
   return r;
 }

@@ -1,6 +1,7 @@
 #include "peft/methods/registry.h"
 
 #include "peft/error.h"
+#include "peft/methods/adamix.h"
 #include "peft/methods/baselines.h"
 #include "peft/methods/bottleneck.h"
 #include "peft/methods/ia3.h"
@@ -20,6 +21,11 @@ const std::vector<MethodType>& method_types() {
       {"bottleneck", "BOTTLENECK", "bottleneck adapters after attention/FFN (sequential or parallel)",
        [] { return BottleneckConfig{}.to_json(); },
        [](auto& j) { return make_bottleneck(BottleneckConfig::from_json(j)); }},
+      {"adamix", "ADAMIX", "mixture of bottleneck adapters, random routes in training, averaged for inference",
+       [] { return AdaMixConfig{}.to_json(); }, [](auto& j) { return make_adamix(AdaMixConfig::from_json(j)); }},
+      {"adamix_lora", "ADAMIX_LORA", "mixture of LoRA modules, random routes in training, averaged for inference",
+       [] { return AdaMixLoraConfig{}.to_json(); },
+       [](auto& j) { return make_adamix_lora(AdaMixLoraConfig::from_json(j)); }},
       {"bitfit", "BITFIT", "train biases only", [] { return nlohmann::json::object(); },
        [](auto&) { return make_bitfit(); }},
       {"classifier_only", "CLASSIFIER_ONLY", "train the classifier head only", [] { return nlohmann::json::object(); },

@@ -34,6 +34,14 @@ const std::vector<std::pair<std::string, std::vector<MethodSpecItem>>>& presets(
        {{"prefix", json{{"num_virtual_tokens", 30}, {"prefix_projection", true}, {"encoder_hidden_size", 800}}},
         {"bottleneck", json{{"placement", "ffn"}, {"insertion", "parallel"}, {"composition", "scaled"},
                             {"scaling", 4.0}, {"r", 512}, {"activation", "relu"}, {"init", "lora"}}}}},
+      // AdaMix (Wang et al. 2022; docs/adamix.md): M = 4, adapter after the FFN sharing the up
+      // projection, bottleneck 24 = BERT-base's 48 scaled to hidden 384; LoRA r 4, alpha 32, share B.
+      {"adamix",
+       {{"adamix", json{{"num_experts", 4}, {"r", 24}, {"share", "up"}, {"placement", "ffn"},
+                        {"insertion", "sequential"}, {"activation", "relu"}, {"consistency_weight", 1.0}}}}},
+      {"adamix_lora",
+       {{"adamix_lora", json{{"num_experts", 4}, {"r", 4}, {"lora_alpha", 32}, {"lora_dropout", 0.1}, {"share", "B"},
+                             {"target_modules", json::array({"query", "value"})}, {"consistency_weight", 1.0}}}}},
   };
   return table;
 }

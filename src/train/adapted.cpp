@@ -20,6 +20,19 @@ TrainableModel trainable_adapted(std::shared_ptr<AdaptedModel> model, const std:
   out.forward = [model](const EncoderInput& in) { return model->forward(in); };
   out.set_training = [model](bool on) { model->model()->train(on); };
   out.config = model->model()->config();
+  // A method that runs the model its own way (AdaMix: consistency loss, route ensembles) takes over
+  // the loss and the evaluation forward.
+  for (auto& method : model->methods())
+    if (method->runs_model()) {
+      const EncoderConfig config = out.config;
+      out.loss = [model, method, config](const EncoderInput& in, const torch::Tensor& labels) {
+        return method->training_loss([&] { return model->forward(in); }, config, labels);
+      };
+      out.forward = [model, method, config](const EncoderInput& in) {
+        return method->predict([&] { return model->forward(in); }, config);
+      };
+      break;
+    }
   out.save_task = [model, base_model, task_json](const std::string& dir) {
     save_adapter(*model, dir, base_model);
     io::write_file_atomically(dir + "/task.json", task_json.dump(2) + "\n");

@@ -7,6 +7,7 @@
 #include "io_helpers.h"
 #include "peft/data/batching.h"
 #include "peft/error.h"
+#include "peft/methods/adamix.h"
 #include "peft/train/adapted.h"
 #include "peft/train/evaluate.h"
 
@@ -14,7 +15,7 @@ namespace peft::cli {
 namespace {
 
 struct EvalArgs {
-  std::string task_dir, model, data_dir, file, split = "dev", output = "-", device = "cpu";
+  std::string task_dir, model, data_dir, file, split = "dev", output = "-", device = "cpu", adamix_mode;
   data::ColumnSpec columns;
   size_t batch_size = 64, samples = 0;
   bool no_header = false;
@@ -22,6 +23,7 @@ struct EvalArgs {
 
 void run_eval(EvalArgs a) {
   train::LoadedTask t = train::load_task(a.task_dir, a.model, parse_device(a.device));
+  if (!a.adamix_mode.empty()) set_adamix_mode(*t.model, AdaMixMode::parse(a.adamix_mode));
   data::DataSource source;
   source.task = t.task.name;
   source.data_dir = a.data_dir;
@@ -57,6 +59,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch-size", a->batch_size, "examples per batch (default 64)");
   cmd->add_option("-o,--output", a->output, "output file (default: stdout)");
   cmd->add_option("--device", a->device, "cpu | cuda | cuda:N");
+  cmd->add_option("--adamix-mode", a->adamix_mode, "AdaMix tasks: merged (default) | random | ensemble:K");
   cmd->callback([a] { run_eval(*a); });
 }
 

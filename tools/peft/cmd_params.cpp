@@ -67,6 +67,7 @@ void run_params(const ParamsArgs& args) {
   std::cout << "base        " << grouped(report.base) << " parameters\n";
   std::cout << "trainable   " << grouped(report.trainable) << fmt::format(" ({:.4f}% of base)\n", report.percent_of_base());
   std::cout << "added       " << grouped(report.added) << " (new parameters the methods bring)\n";
+  std::cout << "inference   " << grouped(report.inference) << " (kept for inference: trainable, AdaMix experts averaged)\n";
   size_t width = 4;
   for (auto& s : report.sites) width = std::max(width, s.site.size());
   std::cout << fmt::format("\n{:<{}}  {:>12}\n", "site", width, "trainable");

@@ -7,6 +7,7 @@
 #include "io_helpers.h"
 #include "peft/data/batching.h"
 #include "peft/error.h"
+#include "peft/methods/adamix.h"
 #include "peft/train/adapted.h"
 #include "peft/train/evaluate.h"
 
@@ -14,7 +15,7 @@ namespace peft::cli {
 namespace {
 
 struct PredictArgs {
-  std::string task_dir, model, input = "-", output = "-", format = "jsonl", device = "cpu";
+  std::string task_dir, model, input = "-", output = "-", format = "jsonl", device = "cpu", adamix_mode;
   data::ColumnSpec columns;
   size_t batch_size = 64;
   bool no_header = false;
@@ -43,6 +44,7 @@ data::Dataset read_plain_lines(const std::string& path) {
 void run_predict(PredictArgs a) {
   const torch::Device device = parse_device(a.device);
   train::LoadedTask t = train::load_task(a.task_dir, a.model, device);
+  if (!a.adamix_mode.empty()) set_adamix_mode(*t.model, AdaMixMode::parse(a.adamix_mode));
   data::Dataset input;
   const bool plain = a.input.empty() || a.input == "-" ||
                      (a.input.size() > 4 && a.input.substr(a.input.size() - 4) == ".txt");
@@ -102,6 +104,7 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "base model (default: the one the task was trained on)");
   cmd->add_option("--batch-size", a->batch_size, "examples per batch (default 64)");
   cmd->add_option("--device", a->device, "cpu | cuda | cuda:N");
+  cmd->add_option("--adamix-mode", a->adamix_mode, "AdaMix tasks: merged (default) | random | ensemble:K");
   cmd->callback([a] { run_predict(*a); });
 }
 

@@ -56,6 +56,19 @@ class Method {
   // After training: precompute what inference needs and drop training-only parts (prefix MLP).
   virtual void finalize() {}
 
+  // Parameters the method keeps for inference (after finalize()); AdaMix trains M experts but
+  // infers with their average. Default: the numel of tensors().
+  virtual int64_t inference_parameter_count();
+
+  // Methods that run the model their own way (AdaMix: two routed passes plus a consistency term in
+  // training, an ensemble of routes in evaluation). `forward` runs the whole model once.
+  virtual bool runs_model() const { return false; }
+  // Default: the task loss of one forward.
+  virtual torch::Tensor training_loss(const std::function<torch::Tensor()>& forward, const EncoderConfig& config,
+                                      const torch::Tensor& labels);
+  // Default: one forward.
+  virtual torch::Tensor predict(const std::function<torch::Tensor()>& forward, const EncoderConfig& config);
+
   // Called before saving: tensors as they go to disk (prefix tuning saves its MLP's output).
   virtual std::vector<MethodTensor> saved_tensors() { return tensors(); }
   // Loads tensors saved by saved_tensors(); `lookup` throws naming the key if it is absent.

@@ -9,7 +9,7 @@
 //            quoted string is PEFT's full-match regex (target_modules=".*(key|value)")
 // e.g. "lora:r=4,target_modules=query|value", "prefix:num_virtual_tokens=10+bottleneck:r=16", "mam".
 // Presets (published defaults, see docs/methods.md): houlsby, pfeiffer, lora, prefix, parallel,
-// scaled_parallel, mam. Overrides on a preset apply to its items that have the key.
+// scaled_parallel, mam, adamix, adamix_lora. Overrides on a preset apply to its items that have the key.
 #include <memory>
 #include <string>
 #include <vector>
