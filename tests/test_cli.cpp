@@ -15,7 +15,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-struct Run {
+struct CliRun {
   int status;
   std::string out, err;
 };
@@ -28,14 +28,14 @@ std::string slurp(const fs::path& p) {
 }
 
 // Runs `peft ARGS` with `input` on stdin.
-Run peft_cli(const std::string& args, const std::string& input = "") {
+CliRun peft_cli(const std::string& args, const std::string& input = "") {
   const fs::path dir = fs::temp_directory_path() / fmt::format("peft-cli-{}", getpid());
   fs::create_directories(dir);
   std::ofstream(dir / "in") << input;
   const std::string cmd = fmt::format("'{}' {} < '{}' > '{}' 2> '{}'", PEFT_CLI_PATH, args, (dir / "in").string(),
                                       (dir / "out").string(), (dir / "err").string());
   const int raw = std::system(cmd.c_str());
-  Run r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
+  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
   fs::remove_all(dir);
   return r;
 }
@@ -49,13 +49,13 @@ bool have_minilm() { return peft_cli("info all-MiniLM-L6-v2").status == 0; }
 }  // namespace
 
 TEST(Cli, HelpListsSubcommands) {
-  Run r = peft_cli("--help");
+  CliRun r = peft_cli("--help");
   EXPECT_EQ(r.status, 0);
   for (const char* sub : {"info", "tokenize", "embed"}) EXPECT_THAT(r.out, HasSubstr(sub));
 }
 
 TEST(Cli, InfoReportsArchitectureAndParameterCount) {
-  Run r = peft_cli(fmt::format("info --json '{}'", tiny_bert()));
+  CliRun r = peft_cli(fmt::format("info --json '{}'", tiny_bert()));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("\"model_type\": \"bert\""));
   EXPECT_THAT(r.out, HasSubstr("\"layers\": 2"));
@@ -63,14 +63,14 @@ TEST(Cli, InfoReportsArchitectureAndParameterCount) {
 }
 
 TEST(Cli, UnknownModelIsOneLineErrorWithNonZeroExit) {
-  Run r = peft_cli("info /no/such/model");
+  CliRun r = peft_cli("info /no/such/model");
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(line_count(r.err), 1u) << r.err;
   EXPECT_THAT(r.err, HasSubstr("/no/such/model"));
 }
 
 TEST(Cli, BadDeviceNamesTheOption) {
-  Run r = peft_cli(fmt::format("embed '{}' --device tpu", tiny_bert()), "hello\n");
+  CliRun r = peft_cli(fmt::format("embed '{}' --device tpu", tiny_bert()), "hello\n");
   EXPECT_NE(r.status, 0);
   EXPECT_EQ(line_count(r.err), 1u) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--device"));
@@ -82,7 +82,7 @@ TEST(Cli, TokenizeMatchesTransformersIds) {
     GTEST_SKIP() << "all-MiniLM-L6-v2 not installed";
   }
   // transformers: tok("Hello, world!") and tok("Hello", "world")
-  Run r = peft_cli("tokenize all-MiniLM-L6-v2", "Hello, world!\n");
+  CliRun r = peft_cli("tokenize all-MiniLM-L6-v2", "Hello, world!\n");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, "101 7592 1010 2088 999 102\n");
   r = peft_cli("tokenize all-MiniLM-L6-v2 --pairs --format jsonl", "Hello\tworld\n");
@@ -93,7 +93,7 @@ TEST(Cli, TokenizeMatchesTransformersIds) {
 
 TEST(Cli, PairsWithoutTabNameTheLine) {
   if (!have_minilm()) GTEST_SKIP() << "all-MiniLM-L6-v2 not installed";
-  Run r = peft_cli("tokenize all-MiniLM-L6-v2 --pairs", "a\tb\nno tab here\n");
+  CliRun r = peft_cli("tokenize all-MiniLM-L6-v2 --pairs", "a\tb\nno tab here\n");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.err, HasSubstr("line 2"));
 }
@@ -104,7 +104,7 @@ TEST(Cli, EmbedWritesOneUnitVectorPerLineAndNeverClobbersOnFailure) {
     GTEST_SKIP() << "all-MiniLM-L6-v2 not installed";
   }
   const fs::path out = fs::temp_directory_path() / fmt::format("peft-embed-{}.jsonl", getpid());
-  Run r = peft_cli(fmt::format("embed all-MiniLM-L6-v2 -o '{}'", out.string()), "one\ntwo words\n\n");
+  CliRun r = peft_cli(fmt::format("embed all-MiniLM-L6-v2 -o '{}'", out.string()), "one\ntwo words\n\n");
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string written = slurp(out);
   EXPECT_EQ(line_count(written), 3u);
