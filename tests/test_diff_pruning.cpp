@@ -183,8 +183,8 @@ TEST(DiffPruning, StartsAsTheBaseAndNeverWritesIt) {
   model.model()->train();
   auto params = model.trainable_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-2));
-  auto loss = sequence_loss(model.model()->config(), model.forward(in), torch::tensor({0L, 1L, 1L})) +
-              1e-3 * m->penalty();
+  auto logits = model.forward(in);  // samples the gates; penalty() is this forward's expected L0
+  auto loss = sequence_loss(model.model()->config(), logits, torch::tensor({0L, 1L, 1L})) + 1e-3 * m->penalty();
   loss.backward();
   opt.step();
   for (auto& [name, p] : base_named_parameters(*model.model()))
