@@ -9,7 +9,6 @@
 
 #include "peft/error.h"
 #include "peft/io/atomic_file.h"
-#include "peft/methods/model_params.h"
 
 namespace fs = std::filesystem;
 
@@ -92,10 +91,26 @@ void put_raw(std::string& out, const torch::Tensor& t) {
   out.append(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel() * t.element_size()));
 }
 
+// Parameters by HF name. Method parameters have names of their own, so no filtering is needed here.
 std::map<std::string, torch::Tensor> model_tensors(SequenceClassifierImpl& model) {
   std::map<std::string, torch::Tensor> out;
-  for (auto& [name, p] : base_named_parameters(model)) out.emplace(name, p);
+  for (auto& item : model.named_parameters()) out.emplace(item.key(), item.value());
   return out;
+}
+
+bool plain_cpu(const torch::Tensor& t, torch::ScalarType type) {
+  return t.device().is_cpu() && t.scalar_type() == type && t.is_contiguous();
+}
+
+// Indices are strictly increasing (read_sparse_diff checks every one), so the ends bound them all.
+bool indices_in_range(const torch::Tensor& idx, int64_t numel) {
+  if (idx.numel() == 0) return true;
+  if (plain_cpu(idx, torch::kLong)) {
+    const int64_t* p = idx.data_ptr<int64_t>();
+    return p[0] >= 0 && p[idx.numel() - 1] < numel;
+  }
+  auto [lo, hi] = torch::aminmax(idx);
+  return lo.item<int64_t>() >= 0 && hi.item<int64_t>() < numel;
 }
 
 // Everything apply needs, checked before anything changes.
@@ -109,11 +124,8 @@ std::vector<torch::Tensor> check_targets(const std::map<std::string, torch::Tens
            shape_text(t.shape), shape_text(it->second.sizes()));
     if (t.indices.numel() != t.values.numel() || t.indices.dim() != 1)
       fail("diff: tensor {} has {} indices but {} values", t.name, t.indices.numel(), t.values.numel());
-    if (t.indices.numel() > 0) {
-      auto [lo, hi] = torch::aminmax(t.indices);
-      if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= it->second.numel())
-        fail("diff: tensor {} has an index outside its {} entries", t.name, it->second.numel());
-    }
+    if (!indices_in_range(t.indices, it->second.numel()))
+      fail("diff: tensor {} has an index outside its {} entries", t.name, it->second.numel());
     targets.push_back(it->second);
   }
   return targets;
@@ -146,6 +158,20 @@ SparseDiff apply_checked(SequenceClassifierImpl& model, const SparseDiff& diff, 
   for (size_t i = 0; i < targets.size(); ++i) {
     const auto& t = diff.tensors[i];
     auto flat = targets[i].view(-1);
+    if (plain_cpu(flat, torch::kFloat) && plain_cpu(t.indices, torch::kLong) && plain_cpu(t.values, torch::kFloat)) {
+      // The common case as one loop: no per-op overhead, so switching costs O(nnz).
+      const int64_t n = t.indices.numel(), *idx = t.indices.data_ptr<int64_t>();
+      const float* v = t.values.data_ptr<float>();
+      float* p = flat.data_ptr<float>();
+      auto original = torch::empty({n}, torch::kFloat);
+      float* o = original.data_ptr<float>();
+      for (int64_t k = 0; k < n; ++k) {
+        o[k] = p[idx[k]];
+        p[idx[k]] = diff.set ? v[k] : p[idx[k]] + v[k];
+      }
+      undo.tensors.push_back({t.name, t.shape, t.indices, original});
+      continue;
+    }
     auto idx = t.indices.to(flat.device(), torch::kLong);
     undo.tensors.push_back({t.name, t.shape, t.indices, flat.index_select(0, idx).to(torch::kCPU)});
     auto values = t.values.to(flat.device(), flat.scalar_type());
