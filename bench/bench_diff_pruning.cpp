@@ -1,5 +1,5 @@
 // Diff-pruning cost against full fine-tuning, on one model and one batch.
-//   bench_diff_pruning MODEL [THREADS] [ITERS] [BATCH] [SEQ]
+//   bench_diff_pruning MODEL [THREADS] [ITERS] [BATCH] [SEQ]     (ITERS 0: switching and file sizes only)
 // Times (medians, seconds; the two are stepped alternately so shared-machine load hits both): a full fine-tuning step (forward + backward + AdamW over every
 // parameter), a diff-pruning step with gates (stage 1: forward + backward + AdamW over w, log alpha
 // and the head), a fixed-mask step (stage 2); then applying + reverting a 0.5% sparse diff against
@@ -112,8 +112,11 @@ int main(int argc, char** argv) {
     std::vector<torch::Tensor> weights, gates;
     for (auto& t : model.trainable_tensors())
       (t.key.find("log_alpha") != std::string::npos ? gates : weights).push_back(t.tensor);
-    std::array<double, 3> gate_run, mask_run;
-    {  // stage 1: gates + L0
+    std::array<double, 3> gate_run{}, mask_run{};
+    if (iters == 0) {  // switching only: random diffs stand in for trained ones
+      torch::NoGradGuard no_grad;
+      for (auto& w : weights) w.copy_(torch::randn_like(w) * 0.01);
+    } else {  // stage 1: gates + L0
       std::vector<torch::optim::OptimizerParamGroup> groups;
       groups.emplace_back(weights, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(2e-5).weight_decay(0.01)));
       groups.emplace_back(gates, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.1).weight_decay(0)));
@@ -123,7 +126,7 @@ int main(int argc, char** argv) {
     }
     const auto projection = method->project();
     model.refreeze();
-    {  // stage 2: fixed mask
+    if (iters > 0) {  // stage 2: fixed mask
       torch::optim::AdamW opt(model.trainable_parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
       mask_run = interleaved({&full, &full_opt, {}}, {&model, &opt, {}}, in, labels, iters);
     }
@@ -141,11 +144,11 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     const uint64_t checksum = peft::model_checksum(*base.model(), half);
     const double checksum_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double apply_revert = median_seconds(iters * 4, [&] {
+    const double apply_revert = median_seconds(std::max(iters, 5) * 4, [&] {
       auto undo = peft::apply_diff(*base.model(), half, checksum);
       peft::revert_diff(*base.model(), undo);
     });
-    const double reload = median_seconds(iters, [&] { peft::load_sequence_classifier(dir, options); }, 1);
+    const double reload = median_seconds(std::max(iters, 5), [&] { peft::load_sequence_classifier(dir, options); }, 1);
     const double dense = double(diff.dense_bytes());
     std::printf(
         "{\"impl\": \"peft.cpp\", \"threads\": %d, \"batch\": %lld, \"seq\": %lld, \"full_step_s\": %.4f, "
