@@ -4,6 +4,7 @@
 #include "peft/methods/adamix.h"
 #include "peft/methods/baselines.h"
 #include "peft/methods/bottleneck.h"
+#include "peft/methods/diff_pruning.h"
 #include "peft/methods/ia3.h"
 #include "peft/methods/lora.h"
 #include "peft/methods/prefix.h"
@@ -32,6 +33,9 @@ const std::vector<MethodType>& method_types() {
        [](auto&) { return make_classifier_only(); }},
       {"full", "FULL_FINETUNING", "train every parameter", [] { return nlohmann::json::object(); },
        [](auto&) { return make_full_finetuning(); }},
+      {"diff_pruning", "DIFF_PRUNING", "sparse learned diff of the base weights (L0 gates, projection, fixed mask)",
+       [] { return DiffPruningConfig{}.to_json(); },
+       [](auto& j) { return make_diff_pruning(DiffPruningConfig::from_json(j)); }},
   };
   return types;
 }

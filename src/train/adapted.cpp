@@ -6,6 +6,7 @@
 #include "peft/error.h"
 #include "peft/io/atomic_file.h"
 #include "peft/methods/adapter_io.h"
+#include "peft/methods/sparse_diff.h"
 #include "peft/models/checkpoint.h"
 #include "peft/models/load.h"
 
@@ -62,7 +63,10 @@ LoadedTask load_task(const std::string& dir_in, const std::string& base_model, t
   load.problem_type = t.task.regression() ? ProblemType::Regression : ProblemType::SingleLabel;
   load.device = device;
   t.model = std::make_shared<AdaptedModel>(load_sequence_classifier(model_dir.string(), load));
-  load_adapter(*t.model, dir.string());
+  if (fs::exists(dir / kDiffFileName))  // diff pruning: the sparse diff goes straight into the base weights
+    apply_diff(*t.model->model(), read_sparse_diff((dir / kDiffFileName).string()));
+  else
+    load_adapter(*t.model, dir.string());
   t.model->model()->eval();
   t.tokenizer = tok::load_tokenizer(model_dir.string());
   t.trainable = trainable_adapted(t.model, t.base_model, j);

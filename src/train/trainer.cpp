@@ -180,8 +180,10 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       logged_loss += step_loss;
       ++logged_steps;
       if (o.log_every > 0 && (st.step % o.log_every == 0 || st.step == total_steps)) {
-        log.write({{"type", "train"}, {"step", st.step}, {"epoch", double(st.epoch) + double(st.batch) / double(n_batches)},
-                   {"loss", logged_loss / double(logged_steps)}, {"lr", info.lr}, {"elapsed_s", info.elapsed_s}});
+        nlohmann::json line{{"type", "train"}, {"step", st.step}, {"epoch", double(st.epoch) + double(st.batch) / double(n_batches)},
+                            {"loss", logged_loss / double(logged_steps)}, {"lr", info.lr}, {"elapsed_s", info.elapsed_s}};
+        if (model.log_values) line.update(model.log_values());
+        log.write(line);
         logged_loss = 0;
         logged_steps = 0;
       }

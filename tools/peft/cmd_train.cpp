@@ -21,6 +21,7 @@
 #include "peft/models/load.h"
 #include "peft/train/adapted.h"
 #include "peft/train/checkpoint.h"
+#include "peft/train/diff_pruning.h"
 #include "peft/train/progress.h"
 #include "peft/train/trainer.h"
 
@@ -157,7 +158,11 @@ void run_train(TrainArgs a) {
                            params.trainable, params.percent_of_base(), params.base);
 
   train::TrainJob job{&trainable, &train_tokens, dev_tokens ? &*dev_tokens : nullptr, task.metrics, a.out, a.resume};
-  const train::TrainResult r = train::train(job, a.options, progress_callbacks(a.options.log_every));
+  const train::TrainResult r =
+      train::find_diff_pruning(*model)  // two stages (L0 gates, then fixed mask): see peft/train/diff_pruning.h
+          ? train::train_diff_pruning({model, a.model, task_json, job.train, job.dev, job.metrics, a.out, a.resume},
+                                      a.options, progress_callbacks(a.options.log_every))
+          : train::train(job, a.options, progress_callbacks(a.options.log_every));
   std::cout << fmt::format("{} steps in {} ({:.3f} s/step){}\n", r.steps, train::format_duration(r.train_seconds),
                            r.seconds_per_step, r.resumed ? " (resumed)" : "");
   if (dev_tokens)

@@ -22,7 +22,10 @@ class AdaptedModel {
   void add(const std::vector<std::shared_ptr<Method>>& methods);
   void remove_all();  // detaches everything: the model is the base model again
 
-  torch::Tensor forward(const EncoderInput& in) { return model_->forward(in); }
+  torch::Tensor forward(const EncoderInput& in) {
+    for (auto& m : methods_) m->before_forward(*model_);
+    return model_->forward(in);
+  }
 
   SequenceClassifier& model() { return model_; }
   const std::vector<std::shared_ptr<Method>>& methods() const { return methods_; }

@@ -53,6 +53,10 @@ class Method {
   virtual void unmerge() {}
   bool merged() const { return merged_; }
 
+  // Called by AdaptedModel::forward before the model runs (diff pruning points the modules'
+  // weights at theta + delta here). Calling the model's own forward() directly skips it.
+  virtual void before_forward(SequenceClassifierImpl& model) {}
+
   // After training: precompute what inference needs and drop training-only parts (prefix MLP).
   virtual void finalize() {}
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "peft/models/encoder.h"
 #include "peft/train/optimizer.h"
 
@@ -23,6 +25,8 @@ struct TrainableModel {
   std::function<torch::Tensor(const EncoderInput&, const torch::Tensor& labels)> loss;
   // Called after each optimizer step with the step number (e.g. to re-apply a fixed mask).
   std::function<void(int64_t step)> after_step;
+  // Extra fields for the train lines of metrics.jsonl (diff pruning's expected L0).
+  std::function<nlohmann::json()> log_values;
 };
 
 // A plain SequenceClassifier where the tensors whose names start with one of `prefixes` train
