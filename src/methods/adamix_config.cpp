@@ -8,12 +8,6 @@
 namespace peft {
 namespace {
 
-void check_choice(const std::string& option, const std::string& value, std::initializer_list<const char*> choices) {
-  for (auto c : choices)
-    if (value == c) return;
-  fail("adamix: unknown {} '{}' (choose one of: {})", option, value, fmt::join(choices, ", "));
-}
-
 void read_consistency(const nlohmann::json& j, ConsistencyOptions& c) {
   read_key(j, "consistency_weight", c.weight);
   read_key(j, "consistency_ce", c.ce);
@@ -23,12 +17,12 @@ void read_consistency(const nlohmann::json& j, ConsistencyOptions& c) {
 
 void AdaMixConfig::validate() const {
   validate_mixture("adamix", num_experts, r, share, {"up", "down"});
-  check_choice("placement", placement, {"attention", "ffn", "both"});
-  check_choice("insertion", insertion, {"sequential", "parallel"});
+  check_choice("adamix", "placement", placement, {"attention", "ffn", "both"});
+  check_choice("adamix", "insertion", insertion, {"sequential", "parallel"});
   if (composition == "gated") fail("adamix: composition 'gated' is not supported (use add or scaled)");
-  check_choice("composition", composition, {"add", "scaled"});
-  check_choice("activation", activation, {"relu", "tanh", "identity", "gelu"});
-  check_choice("init", init, {"near_identity", "lora"});
+  check_choice("adamix", "composition", composition, {"add", "scaled"});
+  check_choice("adamix", "activation", activation, {"relu", "tanh", "identity", "gelu"});
+  check_choice("adamix", "init", init, {"near_identity", "lora"});
   consistency.validate("adamix");
 }
 

@@ -7,22 +7,13 @@
 #include "peft/error.h"
 
 namespace peft {
-namespace {
-
-void check_choice(const std::string& option, const std::string& value, std::initializer_list<const char*> choices) {
-  for (auto c : choices)
-    if (value == c) return;
-  fail("bottleneck: unknown {} '{}' (choose one of: {})", option, value, fmt::join(choices, ", "));
-}
-
-}  // namespace
 
 void BottleneckConfig::validate() const {
-  check_choice("placement", placement, {"attention", "ffn", "both"});
-  check_choice("insertion", insertion, {"sequential", "parallel"});
-  check_choice("composition", composition, {"add", "scaled", "gated"});
-  check_choice("activation", activation, {"relu", "tanh", "identity", "gelu"});
-  check_choice("init", init, {"near_identity", "lora"});
+  check_choice("bottleneck", "placement", placement, {"attention", "ffn", "both"});
+  check_choice("bottleneck", "insertion", insertion, {"sequential", "parallel"});
+  check_choice("bottleneck", "composition", composition, {"add", "scaled", "gated"});
+  check_choice("bottleneck", "activation", activation, {"relu", "tanh", "identity", "gelu"});
+  check_choice("bottleneck", "init", init, {"near_identity", "lora"});
   if (r <= 0) fail("bottleneck: r must be > 0 (got {})", r);
 }
 
