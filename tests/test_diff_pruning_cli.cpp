@@ -19,36 +19,17 @@
 #include "peft/train/adapted.h"
 #include "peft/train/diff_pruning.h"
 #include "peft/train/evaluate.h"
+#include "cli_runner.h"
 #include "test_train_fixture.h"
-
 namespace fs = std::filesystem;
 using namespace peft;
 using ::testing::HasSubstr;
 
 namespace {
 
-struct CliRun {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-CliRun peft_cli(const std::string& args) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("peft-dcli-{}", getpid());
-  fs::create_directories(dir);
-  const std::string cmd = fmt::format("'{}' {} > '{}' 2> '{}'", PEFT_CLI_PATH, args, (dir / "out").string(),
-                                      (dir / "err").string());
-  const int raw = std::system(cmd.c_str());
-  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
-  fs::remove_all(dir);
-  return r;
-}
+using peft::test::CliRun;
+using peft::test::slurp;
+CliRun peft_cli(const std::string& args) { return peft::test::run_peft(args); }
 
 fs::path fresh(const std::string& name) {
   fs::path d = fs::temp_directory_path() / fmt::format("peft-dp-{}-{}", getpid(), name);

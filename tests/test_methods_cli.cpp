@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "cli_runner.h"
 #include "test_methods_util.h"
 
 namespace fs = std::filesystem;
@@ -15,28 +16,9 @@ using ::testing::HasSubstr;
 
 namespace {
 
-struct CliRun {
-  int status;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-CliRun run_peft(const std::string& args) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("peft-methods-cli-{}", getpid());
-  fs::create_directories(dir);
-  const std::string cmd = fmt::format("'{}' {} > '{}' 2> '{}' < /dev/null", PEFT_CLI_PATH, args,
-                                      (dir / "out").string(), (dir / "err").string());
-  const int raw = std::system(cmd.c_str());
-  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
-  fs::remove_all(dir);
-  return r;
-}
+using peft::test::CliRun;
+using peft::test::slurp;
+using peft::test::run_peft;
 
 std::string tiny(const std::string& name = "tiny-bert") { return peft::test::tiny_model(name).string(); }
 

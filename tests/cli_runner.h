@@ -1,0 +1,43 @@
+#pragma once
+// Runs the built `peft` CLI from tests: exit status, stdout and stderr of one invocation.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <fmt/format.h>
+
+namespace peft::test {
+
+struct CliRun {
+  int status;  // exit code, -1 when the process did not exit normally
+  std::string out, err;
+};
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// `peft ARGS` with stdin from /dev/null; output goes through files in a fresh temp folder.
+inline CliRun run_peft(const std::string& args) {
+  namespace fs = std::filesystem;
+  static std::atomic<int> calls{0};
+  const fs::path dir = fs::temp_directory_path() / fmt::format("peft-cli-run-{}-{}", ::getpid(), calls++);
+  fs::create_directories(dir);
+  const std::string cmd = fmt::format("'{}' {} > '{}' 2> '{}' < /dev/null", PEFT_CLI_PATH, args,
+                                      (dir / "out").string(), (dir / "err").string());
+  const int raw = std::system(cmd.c_str());
+  CliRun r{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir / "out"), slurp(dir / "err")};
+  fs::remove_all(dir);
+  return r;
+}
+
+}  // namespace peft::test
