@@ -21,6 +21,7 @@
 #include "peft/methods/spec.h"
 #include "peft/models/checkpoint.h"
 #include "peft/models/load.h"
+#include "peft/runtime.h"
 
 namespace {
 
@@ -55,6 +56,7 @@ std::shared_ptr<peft::AdaptedModel> make(const std::string& model_dir, const std
 }  // namespace
 
 int main(int argc, char** argv) {
+  peft::tune_allocator();
   if (argc < 4) {
     std::cerr << "usage: bench_adamix MODEL THREADS ITERS [BATCH] [TOKENS]\n";
     return 2;

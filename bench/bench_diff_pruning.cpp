@@ -20,6 +20,8 @@
 #include "peft/methods/sparse_diff.h"
 #include "peft/models/checkpoint.h"
 #include "peft/models/load.h"
+#include "peft/train/optimizer.h"
+#include "peft/runtime.h"
 
 namespace {
 
@@ -79,6 +81,7 @@ std::array<double, 3> interleaved(const Stepper& a, const Stepper& b, const peft
 }  // namespace
 
 int main(int argc, char** argv) {
+  peft::tune_allocator();
   if (argc < 2) {
     std::cerr << "usage: bench_diff_pruning MODEL [THREADS] [ITERS] [BATCH] [SEQ]\n";
     return 2;
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
     torch::manual_seed(1);
     peft::AdaptedModel full(peft::load_sequence_classifier(dir, options));
     full.add(peft::make_method("full", nlohmann::json::object()));
-    torch::optim::AdamW full_opt(full.trainable_parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
+    peft::train::FusedAdamW full_opt(full.trainable_parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
     torch::manual_seed(1);
     peft::AdaptedModel model(peft::load_sequence_classifier(dir, options));
     auto method = std::dynamic_pointer_cast<peft::DiffPruning>(peft::make_method("diff_pruning", nlohmann::json::object()));
@@ -120,14 +123,14 @@ int main(int argc, char** argv) {
       std::vector<torch::optim::OptimizerParamGroup> groups;
       groups.emplace_back(weights, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(2e-5).weight_decay(0.01)));
       groups.emplace_back(gates, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(0.1).weight_decay(0)));
-      torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(2e-5));
+      peft::train::FusedAdamW opt(groups, torch::optim::AdamWOptions(2e-5));
       const double lambda = method->settings().l0_lambda;
       gate_run = interleaved({&full, &full_opt, {}}, {&model, &opt, [&] { return lambda * method->penalty(); }}, in, labels, iters);
     }
     const auto projection = method->project();
     model.refreeze();
     if (iters > 0) {  // stage 2: fixed mask
-      torch::optim::AdamW opt(model.trainable_parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
+      peft::train::FusedAdamW opt(model.trainable_parameters(), torch::optim::AdamWOptions(2e-5).weight_decay(0.01));
       mask_run = interleaved({&full, &full_opt, {}}, {&model, &opt, {}}, in, labels, iters);
     }
     const double full_step = (gate_run[0] + mask_run[0]) / 2, gate_step = gate_run[1], mask_step = mask_run[1];

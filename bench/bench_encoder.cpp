@@ -13,8 +13,10 @@
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/models/load.h"
+#include "peft/runtime.h"
 
 int main(int argc, char** argv) {
+  peft::tune_allocator();
   if (argc != 5 && argc != 6) {
     std::cerr << "usage: bench_encoder MODEL INPUTS.safetensors THREADS ITERS [SKIP_PADDING]\n";
     return 2;

@@ -15,6 +15,7 @@
 #include "peft/methods/adapted_model.h"
 #include "peft/methods/spec.h"
 #include "peft/models/load.h"
+#include "peft/runtime.h"
 
 namespace {
 
@@ -33,6 +34,7 @@ double median_seconds(int iters, const std::function<void()>& step) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  peft::tune_allocator();
   if (argc != 5) {
     std::cerr << "usage: bench_lora MODEL INPUTS.safetensors THREADS ITERS\n";
     return 2;

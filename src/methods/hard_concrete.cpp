@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
+#include "gated_diff_cpu.h"
 #include "peft/error.h"
 
 namespace peft {
@@ -14,65 +15,9 @@ namespace {
 double logit(double p) { return std::log(p / (1 - p)); }
 double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
 
-// splitmix64 of (seed, i): a fixed, well-mixed 64-bit value per entry; its top 24 bits give u.
-template <typename T>
-inline T hash_u(uint64_t seed, int64_t i) {
-  uint64_t x = seed + 0x9E3779B97F4A7C15ULL * (static_cast<uint64_t>(i) + 1);
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  x ^= x >> 31;
-  return (static_cast<T>(x >> 40) + T(0.5)) * T(1.0 / 16777216.0);
-}
+using detail::hash_u;
 
 constexpr int64_t kGrain = 32768;
-
-// out = theta + z * w and z, for entries [0, n); returns sum of P(z != 0) = sum sigmoid(la - shift).
-template <typename T>
-double gated_forward(const T* theta, const T* w, const T* la, T* out, T* z_out, int64_t n, uint64_t seed,
-                     const HardConcrete& hc) {
-  const T inv_beta = T(1 / hc.beta), span = T(hc.r - hc.l), lo = T(hc.l);
-  const T shift = T(hc.beta * std::log(-hc.l / hc.r));
-  return at::parallel_reduce(
-      0, n, kGrain, 0.0,
-      [&](int64_t begin, int64_t end, double acc) {
-        for (int64_t i = begin; i < end; ++i) {
-          const T u = hash_u<T>(seed, i);
-          const T s = T(1) / (T(1) + std::exp(-(std::log(u / (T(1) - u)) + la[i]) * inv_beta));
-          const T z = std::min(T(1), std::max(T(0), s * span + lo));
-          out[i] = theta[i] + z * w[i];
-          z_out[i] = z;
-          acc += double(T(1) / (T(1) + std::exp(shift - la[i])));
-        }
-        return acc;
-      },
-      std::plus<double>());
-}
-
-// Gradients of gated_forward: dw = g z; dla = g w dz/dla + g_l0 dP/dla. z strictly inside (0, 1)
-// gives back s = (z - l) / (r - l), so the noise is never recomputed.
-template <typename T>
-void gated_backward(const T* g, const T* w, const T* la, const T* z, T* gw, T* gla, int64_t n, double g_l0,
-                    const HardConcrete& hc) {
-  const T inv_span = T(1 / (hc.r - hc.l)), lo = T(hc.l), factor = T((hc.r - hc.l) / hc.beta);
-  const T shift = T(hc.beta * std::log(-hc.l / hc.r)), gp = T(g_l0);
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T zi = z[i];
-      const T gi = g ? g[i] : T(0);
-      gw[i] = gi * zi;
-      T d = T(0);
-      if (zi > T(0) && zi < T(1)) {
-        const T s = (zi - lo) * inv_span;
-        d = gi * w[i] * factor * s * (T(1) - s);
-      }
-      if (gp != T(0)) {
-        const T p = T(1) / (T(1) + std::exp(shift - la[i]));
-        d += gp * p * (T(1) - p);
-      }
-      gla[i] = d;
-    }
-  });
-}
 
 struct GatedDiff : public torch::autograd::Function<GatedDiff> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& theta,
@@ -83,7 +28,7 @@ struct GatedDiff : public torch::autograd::Function<GatedDiff> {
     auto out = torch::empty_like(wc), z = torch::empty_like(wc);
     double l0 = 0;
     AT_DISPATCH_FLOATING_TYPES(wc.scalar_type(), "gated_diff", [&] {
-      l0 = gated_forward<scalar_t>(th.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(), la.data_ptr<scalar_t>(),
+      l0 = detail::gated_forward_cpu<scalar_t>(th.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(), la.data_ptr<scalar_t>(),
                                    out.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), wc.numel(),
                                    static_cast<uint64_t>(seed), hc);
     });
@@ -106,7 +51,7 @@ struct GatedDiff : public torch::autograd::Function<GatedDiff> {
     const double g_l0 = grads[1].defined() ? grads[1].item<double>() : 0.0;
     auto gw = torch::empty_like(w), gla = torch::empty_like(la);
     AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "gated_diff_backward", [&] {
-      gated_backward<scalar_t>(g.defined() ? g.data_ptr<scalar_t>() : nullptr, w.data_ptr<scalar_t>(),
+      detail::gated_backward_cpu<scalar_t>(g.defined() ? g.data_ptr<scalar_t>() : nullptr, w.data_ptr<scalar_t>(),
                                la.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), gw.data_ptr<scalar_t>(),
                                gla.data_ptr<scalar_t>(), w.numel(), g_l0, hc);
     });

@@ -158,29 +158,43 @@ SparseDiff apply_checked(SequenceClassifierImpl& model, const SparseDiff& diff, 
   undo.set = true;
   undo.base_model = diff.base_model;
   undo.tensors.resize(targets.size());
-  // The common case (CPU float) as one loop per tensor, tensors in parallel: no per-op overhead, so
-  // switching costs O(nnz); the loads are scattered, so the next ones are prefetched.
-  auto fast = [&](size_t i) {
+  // The common case (CPU float) as plain loops: no per-op overhead, so switching costs O(nnz). The
+  // entries of all such tensors form one range split evenly over the threads (one tensor, the word
+  // embeddings, often holds half of them); the loads are scattered, so the next ones are prefetched.
+  struct Job {
+    float* p;
+    const int64_t* idx;
+    const float* v;
+    float* o;
+  };
+  std::vector<Job> jobs;
+  std::vector<int64_t> starts{0};  // jobs[j] covers entries [starts[j], starts[j + 1]) of the range
+  std::vector<char> done(targets.size(), 0);
+  for (size_t i = 0; i < targets.size(); ++i) {
     const auto& t = diff.tensors[i];
     auto flat = targets[i].view(-1);
     if (!plain_cpu(flat, torch::kFloat) || !plain_cpu(t.indices, torch::kLong) || !plain_cpu(t.values, torch::kFloat))
-      return false;
-    const int64_t n = t.indices.numel(), *idx = t.indices.data_ptr<int64_t>();
-    const float* v = t.values.data_ptr<float>();
-    float* p = flat.data_ptr<float>();
-    auto original = torch::empty({n}, torch::kFloat);
-    float* o = original.data_ptr<float>();
-    for (int64_t k = 0; k < n; ++k) {
-      if (k + 16 < n) __builtin_prefetch(p + idx[k + 16], 1);
-      o[k] = p[idx[k]];
-      p[idx[k]] = diff.set ? v[k] : p[idx[k]] + v[k];
-    }
+      continue;
+    auto original = torch::empty({t.indices.numel()}, torch::kFloat);
+    jobs.push_back({flat.data_ptr<float>(), t.indices.data_ptr<int64_t>(), t.values.data_ptr<float>(),
+                    original.data_ptr<float>()});
+    starts.push_back(starts.back() + t.indices.numel());
     undo.tensors[i] = {t.name, t.shape, t.indices, original};
-    return true;
-  };
-  std::vector<char> done(targets.size(), 0);
-  at::parallel_for(0, static_cast<int64_t>(targets.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) done[static_cast<size_t>(i)] = fast(static_cast<size_t>(i));
+    done[i] = 1;
+  }
+  const bool set = diff.set;
+  at::parallel_for(0, starts.back(), 8192, [&](int64_t begin, int64_t end) {
+    size_t j = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), begin) - starts.begin()) - 1;
+    for (; j < jobs.size() && starts[j] < end; ++j) {
+      const Job& job = jobs[j];
+      const int64_t from = std::max(begin, starts[j]) - starts[j], to = std::min(end, starts[j + 1]) - starts[j];
+      for (int64_t k = from; k < to; ++k) {
+        if (k + 64 < to) __builtin_prefetch(job.p + job.idx[k + 64], 1);
+        float& entry = job.p[job.idx[k]];
+        job.o[k] = entry;
+        entry = set ? job.v[k] : entry + job.v[k];
+      }
+    }
   });
   for (size_t i = 0; i < targets.size(); ++i) {
     if (done[i]) continue;

@@ -5,9 +5,11 @@
 
 #include "commands.h"
 #include "peft/error.h"
+#include "peft/runtime.h"
 #include "peft/version.h"
 
 int main(int argc, char** argv) {
+  peft::tune_allocator();
   CLI::App app{"peft: parameter-efficient fine-tuning of pretrained transformers"};
   app.set_version_flag("--version", std::string("peft ") + peft::version());
   app.require_subcommand(1);

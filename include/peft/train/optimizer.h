@@ -31,6 +31,16 @@ GroupRule parse_group_rule(const std::string& text);
 // Whether a tensor is exempt from weight decay: biases and LayerNorm weights (BERT's convention).
 bool exempt_from_decay(const std::string& name);
 
+// LibTorch's AdamW with the update done by ATen's fused kernel (`_fused_adamw_`, CPU and CUDA): one
+// vectorised pass per tensor instead of a chain of element-wise ops with temporaries. Same formula,
+// state and checkpoint format as torch::optim::AdamW (the state is its AdamWParamState); amsgrad
+// groups and unsupported dtypes fall back to the parent's step.
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
 struct OptimizerSetup {
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<double> base_lrs;                 // per param group, before the schedule
