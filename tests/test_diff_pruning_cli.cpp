@@ -163,3 +163,56 @@ TEST(DiffPruningCli, BadInputIsOneLineError) {
   EXPECT_EQ(t.status, 1);
   EXPECT_THAT(t.err, HasSubstr("target_sparsity must be in (0, 1]"));
 }
+
+// A run that crashes in stage 1 or in stage 2 and is resumed ends with the same sparse task as an
+// uninterrupted one: stage 1 continues from its checkpoint (or is restored whole once finished), the
+// projection is redone deterministically, and stage 2 continues from its own checkpoint.
+TEST(DiffPruningTraining, ResumeAfterACrashInEitherStageMatches) {
+  auto tokenizer = tok::load_tokenizer(test::tiny_model_dir().string());
+  const auto train_set = data::tokenize(test::synthetic_sentiment(64, 1), *tokenizer, 32);
+  const auto dev_set = data::tokenize(test::synthetic_sentiment(32, 2), *tokenizer, 32);
+  const nlohmann::json task_json{{"task", "custom"}, {"labels", {"0", "1"}}, {"metrics", {"accuracy"}},
+                                 {"base_model", test::tiny_model_dir().string()}, {"max_seq_length", 32}};
+  auto run_once = [&](const fs::path& dir, bool resume, int crash_at_call) {
+    torch::manual_seed(1);
+    LoadOptions load;
+    load.num_labels = 2;
+    auto model = std::make_shared<AdaptedModel>(load_sequence_classifier(test::tiny_model_dir().string(), load));
+    model->add(make_method("diff_pruning", {{"target_sparsity", 0.03}, {"l0_epochs", 2}, {"mask_epochs", 1}, {"l0_lambda", 1e-3}}));
+    train::TrainOptions o;
+    o.batch_size = 16;
+    o.lr = 1e-2;
+    o.log_every = 1;
+    o.checkpoint_every = 1;
+    int calls = 0;
+    train::TrainCallbacks cb;
+    cb.on_step = [&](const train::StepInfo&) {
+      if (++calls == crash_at_call) throw std::runtime_error("simulated crash");
+    };
+    train::DiffPruningJob job{model, test::tiny_model_dir().string(), task_json, &train_set, &dev_set, {"accuracy"},
+                              dir.string(), resume};
+    return train::train_diff_pruning(job, o, cb);
+  };
+  const fs::path whole = fresh("resume-whole");
+  const auto expected = run_once(whole, false, -1);
+  const auto reference = read_sparse_diff((fs::path(expected.task_dir) / kDiffFileName).string());
+  // Stage 1 has 8 steps (4 batches x 2 epochs), stage 2 has 4: crash at stage 1's step 6, stage 2's step 2.
+  for (int crash_at : {6, 10}) {
+    const fs::path dir = fresh(fmt::format("resume-{}", crash_at));
+    EXPECT_THROW(run_once(dir, false, crash_at), std::runtime_error);
+    const auto resumed = run_once(dir, true, -1);
+    EXPECT_EQ(resumed.steps, expected.steps);
+    EXPECT_DOUBLE_EQ(resumed.best_metric, expected.best_metric);
+    EXPECT_EQ(slurp(dir / "projection.json"), slurp(whole / "projection.json")) << "crash at call " << crash_at;
+    const auto got = read_sparse_diff((fs::path(resumed.task_dir) / kDiffFileName).string());
+    ASSERT_EQ(got.tensors.size(), reference.tensors.size());
+    for (size_t i = 0; i < got.tensors.size(); ++i) {
+      EXPECT_TRUE(torch::equal(got.tensors[i].indices, reference.tensors[i].indices)) << got.tensors[i].name;
+      EXPECT_TRUE(torch::equal(got.tensors[i].values, reference.tensors[i].values)) << got.tensors[i].name;
+    }
+    for (size_t i = 0; i < got.head.size(); ++i)
+      EXPECT_TRUE(torch::equal(got.head[i].second, reference.head[i].second)) << got.head[i].first;
+    fs::remove_all(dir);
+  }
+  fs::remove_all(whole);
+}
