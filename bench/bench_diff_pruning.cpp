@@ -22,31 +22,13 @@
 #include "peft/models/load.h"
 #include "peft/train/optimizer.h"
 #include "peft/runtime.h"
+#include "bench_util.h"
 
 namespace {
 
-double median_seconds(int iters, const std::function<void()>& step, int warmup = 2) {
-  for (int i = 0; i < warmup; ++i) step();
-  std::vector<double> s;
-  for (int i = 0; i < iters; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    step();
-    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(s.begin(), s.end());
-  return s[s.size() / 2];
-}
-
-double seconds(const std::function<void()>& f) {
-  auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using peft::bench::median;
+using peft::bench::median_seconds;
+using peft::bench::seconds;
 
 // One optimizer step of a model on the batch; `extra` adds to the loss (the L0 term).
 struct Stepper {

@@ -16,22 +16,9 @@
 #include "peft/methods/spec.h"
 #include "peft/models/load.h"
 #include "peft/runtime.h"
+#include "bench_util.h"
 
-namespace {
-
-double median_seconds(int iters, const std::function<void()>& step) {
-  for (int i = 0; i < 2; ++i) step();  // warm-up
-  std::vector<double> s;
-  for (int i = 0; i < iters; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    step();
-    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(s.begin(), s.end());
-  return s[s.size() / 2];
-}
-
-}  // namespace
+using peft::bench::median_seconds;
 
 int main(int argc, char** argv) {
   peft::tune_allocator();

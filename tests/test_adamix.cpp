@@ -19,20 +19,10 @@
 
 namespace fs = std::filesystem;
 using peft::test::adapted;
+using peft::test::expect_error;
 using ::testing::HasSubstr;
 
 namespace {
-
-template <typename F>
-void expect_error(F f, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const peft::Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr(part));
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-  }
-}
 
 // tiny-bert: hidden 32, 2 layers, 3 labels.
 constexpr int64_t d = 32, L = 2, head = 32 * 3 + 3;

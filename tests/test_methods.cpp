@@ -14,21 +14,10 @@
 #include "test_methods_util.h"
 
 using peft::test::adapted;
+using peft::test::expect_error;
 using ::testing::HasSubstr;
 
 namespace {
-
-// Runs `f`, expecting a peft::Error whose one-line message contains `part`.
-template <typename F>
-void expect_error(F f, const std::string& part) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one containing: " << part;
-  } catch (const peft::Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr(part));
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-  }
-}
 
 int64_t trainable(const std::string& spec, const std::string& model = "tiny-bert") {
   auto m = adapted(spec, model);

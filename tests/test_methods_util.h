@@ -4,6 +4,10 @@
 #include <map>
 #include <string>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/methods/adapted_model.h"
 #include "peft/methods/spec.h"
@@ -11,6 +15,18 @@
 #include "test_util.h"
 
 namespace peft::test {
+
+// Runs `f`, expecting a peft::Error whose one-line message contains `part`.
+template <typename F>
+void expect_error(F f, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing: " << part;
+  } catch (const peft::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(part));
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+  }
+}
 
 inline std::filesystem::path tiny_model(const std::string& name) { return fixtures_dir() / "encoder" / name; }
 

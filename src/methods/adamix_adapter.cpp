@@ -78,21 +78,17 @@ class AdaMix : public MixtureMethod {
         auto m = std::make_shared<AdaMixAdapter>(config_, model.config().hidden_size);
         m->to(layer->output_dense->weight.device(), layer->output_dense->weight.scalar_type());
         m->random_eval = eval_routing();
-        site->attach(type(), m);
-        modules_.emplace_back(site, m);
+        modules_.attach(type(), site, m);
       }
     }
   }
 
   void detach(SequenceClassifierImpl&) override {
-    for (auto& [site, m] : modules_) site->detach(type());
-    modules_.clear();
+    modules_.detach_all(type());
   }
 
   std::vector<MethodTensor> tensors() override {
-    std::vector<MethodTensor> out;
-    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
-    return out;
+    return modules_.tensors();
   }
 
   int64_t inference_parameter_count() override {
@@ -114,7 +110,7 @@ class AdaMix : public MixtureMethod {
   }
 
   AdaMixConfig config_;
-  std::vector<std::pair<std::shared_ptr<SublayerSite>, std::shared_ptr<AdaMixAdapter>>> modules_;
+  SiteModules<SublayerSite, AdaMixAdapter> modules_;
 };
 
 }  // namespace

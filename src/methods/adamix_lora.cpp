@@ -66,21 +66,17 @@ class AdaMixLora : public MixtureMethod {
       auto m = std::make_shared<AdaMixLoraLinear>(config_, site->in_features(), site->out_features());
       m->to(site->weight.device(), site->weight.scalar_type());
       m->random_eval = eval_routing();
-      site->attach(type(), m);
-      modules_.emplace_back(site, m);
+      modules_.attach(type(), site, m);
     }
   }
 
   void detach(SequenceClassifierImpl&) override {
     if (merged_) unmerge();
-    for (auto& [site, m] : modules_) site->detach(type());
-    modules_.clear();
+    modules_.detach_all(type());
   }
 
   std::vector<MethodTensor> tensors() override {
-    std::vector<MethodTensor> out;
-    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
-    return out;
+    return modules_.tensors();
   }
 
   int64_t inference_parameter_count() override {
@@ -125,7 +121,7 @@ class AdaMixLora : public MixtureMethod {
   }
 
   AdaMixLoraConfig config_;
-  std::vector<std::pair<std::shared_ptr<LinearSite>, std::shared_ptr<AdaMixLoraLinear>>> modules_;
+  SiteModules<LinearSite, AdaMixLoraLinear> modules_;
 };
 
 }  // namespace

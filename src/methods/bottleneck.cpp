@@ -94,26 +94,22 @@ class Bottleneck : public Method {
       for (auto& site : chosen) {
         auto m = std::make_shared<BottleneckAdapter>(config_, model.config().hidden_size);
         m->to(layer->output_dense->weight.device(), layer->output_dense->weight.scalar_type());
-        site->attach(type(), m);
-        modules_.emplace_back(site, m);
+        modules_.attach(type(), site, m);
       }
     }
   }
 
   void detach(SequenceClassifierImpl&) override {
-    for (auto& [site, m] : modules_) site->detach(type());
-    modules_.clear();
+    modules_.detach_all(type());
   }
 
   std::vector<MethodTensor> tensors() override {
-    std::vector<MethodTensor> out;
-    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
-    return out;
+    return modules_.tensors();
   }
 
  private:
   BottleneckConfig config_;
-  std::vector<std::pair<std::shared_ptr<SublayerSite>, std::shared_ptr<BottleneckAdapter>>> modules_;
+  SiteModules<SublayerSite, BottleneckAdapter> modules_;
 };
 
 }  // namespace

@@ -66,21 +66,17 @@ class Ia3 : public Method {
       auto m = std::make_shared<Ia3Linear>(config_.feedforward_modules.matches(path), site->in_features(),
                                            site->out_features(), config_.init_ia3_weights);
       m->to(site->weight.device(), site->weight.scalar_type());
-      site->attach(type(), m);
-      modules_.emplace_back(site, m);
+      modules_.attach(type(), site, m);
     }
   }
 
   void detach(SequenceClassifierImpl&) override {
     if (merged_) unmerge();
-    for (auto& [site, m] : modules_) site->detach(type());
-    modules_.clear();
+    modules_.detach_all(type());
   }
 
   std::vector<MethodTensor> tensors() override {
-    std::vector<MethodTensor> out;
-    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
-    return out;
+    return modules_.tensors();
   }
 
   bool mergeable() const override { return true; }
@@ -103,7 +99,7 @@ class Ia3 : public Method {
   }
 
   Ia3Config config_;
-  std::vector<std::pair<std::shared_ptr<LinearSite>, std::shared_ptr<Ia3Linear>>> modules_;
+  SiteModules<LinearSite, Ia3Linear> modules_;
 };
 
 }  // namespace

@@ -105,8 +105,7 @@ class Lora : public Method {
       auto site = sites.linear.at(path);
       auto m = std::make_shared<LoraLinear>(config_, site->in_features(), site->out_features());
       m->to(site->weight.device(), site->weight.scalar_type());
-      site->attach(type(), m);
-      modules_.emplace_back(site, m);
+      modules_.attach(type(), site, m);
     }
     biases_.clear();
     if (config_.bias == "none") return;
@@ -123,14 +122,12 @@ class Lora : public Method {
 
   void detach(SequenceClassifierImpl& model) override {
     if (merged_) unmerge();
-    for (auto& [site, m] : modules_) site->detach(type());
-    modules_.clear();
+    modules_.detach_all(type());
     biases_.clear();
   }
 
   std::vector<MethodTensor> tensors() override {
-    std::vector<MethodTensor> out;
-    for (auto& [site, m] : modules_) append_module_tensors(out, site->path(), *m);
+    std::vector<MethodTensor> out = modules_.tensors();
     out.insert(out.end(), biases_.begin(), biases_.end());
     return out;
   }
@@ -157,7 +154,7 @@ class Lora : public Method {
 
  private:
   LoraConfig config_;
-  std::vector<std::pair<std::shared_ptr<LinearSite>, std::shared_ptr<LoraLinear>>> modules_;
+  SiteModules<LinearSite, LoraLinear> modules_;
   std::vector<MethodTensor> biases_;
 };
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -88,5 +89,35 @@ void copy_checked(const torch::Tensor& target, const torch::Tensor& value, const
 
 // Helper for methods whose modules hang off sites: key = "base_model.model." + site path + "." + local name.
 void append_module_tensors(std::vector<MethodTensor>& out, const std::string& site_path, torch::nn::Module& module);
+
+// The modules a method has hung off sites (one per site), with what every such method does to them:
+// attach under the method's name, detach them all, list their tensors. Iterates as (site, module) pairs.
+template <typename Site, typename Module>
+class SiteModules {
+ public:
+  using Entry = std::pair<std::shared_ptr<Site>, std::shared_ptr<Module>>;
+
+  void attach(const std::string& name, const std::shared_ptr<Site>& site, const std::shared_ptr<Module>& module) {
+    site->attach(name, module);
+    entries_.emplace_back(site, module);
+  }
+  void detach_all(const std::string& name) {
+    for (auto& [site, module] : entries_) site->detach(name);
+    entries_.clear();
+  }
+  std::vector<MethodTensor> tensors() const {
+    std::vector<MethodTensor> out;
+    for (const auto& [site, module] : entries_) append_module_tensors(out, site->path(), *module);
+    return out;
+  }
+  typename std::vector<Entry>::iterator begin() { return entries_.begin(); }
+  typename std::vector<Entry>::iterator end() { return entries_.end(); }
+  typename std::vector<Entry>::const_iterator begin() const { return entries_.begin(); }
+  typename std::vector<Entry>::const_iterator end() const { return entries_.end(); }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<Entry> entries_;
+};
 
 }  // namespace peft
