@@ -5,6 +5,7 @@
 #include <torch/nn/functional/dropout.h>
 #include <torch/nn/functional/linear.h>
 
+#include "methods/fold_deltas.h"
 #include "methods/mixture.h"
 #include "peft/error.h"
 
@@ -91,20 +92,12 @@ class AdaMixLora : public MixtureMethod {
     if (merged_) return;
     if (mode_.kind != AdaMixMode::Merged)
       fail("adamix_lora: cannot fold into the weights in {} mode (use merged)", mode_.to_string());
-    torch::NoGradGuard no_grad;
-    for (auto& [site, m] : modules_) {
-      site->weight.add_(m->delta().to(site->weight.scalar_type()));
-      m->merged = true;
-    }
+    fold_deltas(modules_, /*fold=*/true);
     merged_ = true;
   }
   void unmerge() override {
     if (!merged_) return;
-    torch::NoGradGuard no_grad;
-    for (auto& [site, m] : modules_) {
-      site->weight.sub_(m->delta().to(site->weight.scalar_type()));
-      m->merged = false;
-    }
+    fold_deltas(modules_, /*fold=*/false);
     merged_ = false;
   }
 

@@ -1,4 +1,4 @@
-#include "gated_diff_cpu.h"
+#include "methods/gated_diff_cpu.h"
 
 #include <algorithm>
 #include <cmath>

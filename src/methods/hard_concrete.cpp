@@ -6,7 +6,7 @@
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
-#include "gated_diff_cpu.h"
+#include "methods/gated_diff_cpu.h"
 #include "peft/error.h"
 
 namespace peft {

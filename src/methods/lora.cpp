@@ -7,8 +7,9 @@
 #include <torch/nn/init.h>
 #include <torch/nn/modules/linear.h>
 
-#include "peft/error.h"
+#include "methods/fold_deltas.h"
 #include "methods/json_config.h"
+#include "peft/error.h"
 #include "peft/methods/model_params.h"
 
 namespace peft {
@@ -135,20 +136,12 @@ class Lora : public Method {
   bool mergeable() const override { return true; }
   void merge() override {
     if (merged_) return;
-    torch::NoGradGuard no_grad;
-    for (auto& [site, m] : modules_) {
-      site->weight.add_(m->delta().to(site->weight.scalar_type()));
-      m->merged = true;
-    }
+    fold_deltas(modules_, /*fold=*/true);
     merged_ = true;
   }
   void unmerge() override {
     if (!merged_) return;
-    torch::NoGradGuard no_grad;
-    for (auto& [site, m] : modules_) {
-      site->weight.sub_(m->delta().to(site->weight.scalar_type()));
-      m->merged = false;
-    }
+    fold_deltas(modules_, /*fold=*/false);
     merged_ = false;
   }
 
