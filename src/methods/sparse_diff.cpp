@@ -115,20 +115,26 @@ bool indices_in_range(const torch::Tensor& idx, int64_t numel) {
   return lo.item<int64_t>() >= 0 && hi.item<int64_t>() < numel;
 }
 
+// The model tensor that `t` patches: present, with the diff's shape.
+const torch::Tensor& matching_tensor(const std::map<std::string, torch::Tensor>& params, const TensorDiff& t) {
+  auto it = params.find(t.name);
+  if (it == params.end()) fail("diff: tensor {} is not in the model (diff made for another base model?)", t.name);
+  if (it->second.sizes() != c10::IntArrayRef(t.shape))
+    fail("diff: tensor {} has shape {} in the diff but {} in the model (diff made for another base model?)", t.name,
+         shape_text(t.shape), shape_text(it->second.sizes()));
+  return it->second;
+}
+
 // Everything apply needs, checked before anything changes.
 std::vector<torch::Tensor> check_targets(const std::map<std::string, torch::Tensor>& params, const SparseDiff& diff) {
   std::vector<torch::Tensor> targets;
   for (const auto& t : diff.tensors) {
-    auto it = params.find(t.name);
-    if (it == params.end()) fail("diff: tensor {} is not in the model (diff made for another base model?)", t.name);
-    if (it->second.sizes() != c10::IntArrayRef(t.shape))
-      fail("diff: tensor {} has shape {} in the diff but {} in the model (diff made for another base model?)", t.name,
-           shape_text(t.shape), shape_text(it->second.sizes()));
+    const torch::Tensor& target = matching_tensor(params, t);
     if (t.indices.numel() != t.values.numel() || t.indices.dim() != 1)
       fail("diff: tensor {} has {} indices but {} values", t.name, t.indices.numel(), t.values.numel());
-    if (!indices_in_range(t.indices, it->second.numel()))
-      fail("diff: tensor {} has an index outside its {} entries", t.name, it->second.numel());
-    targets.push_back(it->second);
+    if (!indices_in_range(t.indices, target.numel()))
+      fail("diff: tensor {} has an index outside its {} entries", t.name, target.numel());
+    targets.push_back(target);
   }
   return targets;
 }
@@ -147,7 +153,15 @@ SparseDiff apply_checked(SequenceClassifierImpl& model, const SparseDiff& diff, 
     heads.push_back(it->second);
   }
   if (verify) {
-    const uint64_t have = current ? *current : model_checksum(model, diff);
+    // Without a known checksum, hash the targets just resolved (what model_checksum would look up again).
+    uint64_t have = 0;
+    if (current) {
+      have = *current;
+    } else {
+      std::vector<std::pair<std::string, torch::Tensor>> named;
+      for (size_t i = 0; i < targets.size(); ++i) named.emplace_back(diff.tensors[i].name, targets[i]);
+      have = base_checksum(named);
+    }
     if (have != diff.base_checksum)
       fail("diff: base checksum {:016x} does not match the model's {:016x} (diff made for another base model?)",
            diff.base_checksum, have);
@@ -248,14 +262,7 @@ uint64_t base_checksum(const std::vector<std::pair<std::string, torch::Tensor>>&
 uint64_t model_checksum(SequenceClassifierImpl& model, const SparseDiff& diff) {
   const auto params = model_tensors(model);
   std::vector<std::pair<std::string, torch::Tensor>> list;
-  for (const auto& t : diff.tensors) {
-    auto it = params.find(t.name);
-    if (it == params.end()) fail("diff: tensor {} is not in the model (diff made for another base model?)", t.name);
-    if (it->second.sizes() != c10::IntArrayRef(t.shape))
-      fail("diff: tensor {} has shape {} in the diff but {} in the model (diff made for another base model?)", t.name,
-           shape_text(t.shape), shape_text(it->second.sizes()));
-    list.emplace_back(t.name, it->second);
-  }
+  for (const auto& t : diff.tensors) list.emplace_back(t.name, matching_tensor(params, t));
   return base_checksum(list);
 }
 
