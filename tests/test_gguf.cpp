@@ -442,6 +442,7 @@ TEST(Gguf, RejectsBadTensors) {
   expect_bad(one("t", {uint64_t(1) << 32, uint64_t(1) << 32, 2}, 0, 0, 16), {"'t'", "overflows"});
   expect_bad(one("t", {0, uint64_t(1) << 40, uint64_t(1) << 40}, 0, 0, 16), {"'t'", "overflows"});
   expect_bad(one("t", {uint64_t(1) << 63}, 0, 0, 16), {"'t'", "too large"});
+  expect_bad(one("t", {(uint64_t(1) << 62) + 4}, 0, 0, 16), {"'t'", "overflows"});  // 4-byte elements: 2^64 + 16 bytes
   expect_bad(one("q", {16}, static_cast<uint32_t>(GgmlType::Q8_0), 0, 34), {"'q'", "block size 32"});
   expect_bad(one("t", {1, 1, 1, 1, 4}, 0, 0, 16), {"'t'", "5 dimensions"});
   expect_bad(one(std::string(65, 'n'), {4}, 0, 0, 16), {"name is 65 bytes"});

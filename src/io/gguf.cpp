@@ -229,9 +229,9 @@ GgufTensorInfo read_tensor_info(Cursor& in, GgufFile::State& s, uint64_t index) 
   if (row % traits->block_size != 0)
     fail("{}: tensor '{}': {} elements per row is not a multiple of {}'s block size {}", s.path, t.name, row,
          traits->name, traits->block_size);
-  uint64_t bytes = row / traits->block_size * traits->type_size;
+  uint64_t bytes = 0;
   uint64_t nonzero = 1;
-  bool overflow = false;
+  bool overflow = __builtin_mul_overflow(row / traits->block_size, traits->type_size, &bytes);
   for (size_t d = 0; d < t.ne.size(); ++d) {
     overflow |= __builtin_mul_overflow(nonzero, std::max<uint64_t>(t.ne[d], 1), &nonzero);
     overflow |= __builtin_mul_overflow(t.n_elements, t.ne[d], &t.n_elements);

@@ -8,8 +8,9 @@
 
 #include "peft/error.h"
 
-// A fused multiply-add rounds once where numpy rounds twice: keep products and sums separate even
-// where the target has FMA (-march=native). The pragmas are scoped to this file (unity builds).
+// numpy rounds every product and sum; a fused multiply-add would round once. (The products in these
+// formulas happen to be exact, so FMA would not change a result today, but keep it that way for
+// any formula added later.) The pragmas are scoped to this file, which may share a unity batch.
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
