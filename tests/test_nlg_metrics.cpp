@@ -115,7 +115,8 @@ TEST_P(NlgFixture, ScoreCorpusIsTheFiveE2EScores) {
 INSTANTIATE_TEST_SUITE_P(Nlg, NlgFixture, ::testing::Values("ragged", "equal4"));
 
 TEST(NlgTokenize, ThirteenAMatchesSacrebleu) {
-  for (const auto& c : load_nlg_fixture("expected.json")["tokenize_13a"]) {
+  const json cases = load_nlg_fixture("expected.json")["tokenize_13a"];  // a copy: the file's json is a temporary
+  for (const auto& c : cases) {
     const auto text = c[0].get<std::string>();
     EXPECT_EQ(peft::eval::tokenize_13a(text), c[1].get<std::vector<std::string>>()) << text;
     EXPECT_EQ(peft::eval::tokenize_13a(text, true), c[2].get<std::vector<std::string>>()) << text;
@@ -123,7 +124,8 @@ TEST(NlgTokenize, ThirteenAMatchesSacrebleu) {
 }
 
 TEST(NlgTokenize, RougeMatchesRougeScore) {
-  for (const auto& c : load_nlg_fixture("expected.json")["tokenize_rouge"]) {
+  const json cases = load_nlg_fixture("expected.json")["tokenize_rouge"];
+  for (const auto& c : cases) {
     const auto text = c[0].get<std::string>();
     EXPECT_EQ(peft::eval::tokenize_rouge(text), c[1].get<std::vector<std::string>>()) << text;
   }
