@@ -70,9 +70,9 @@ int main(int argc, char** argv) {
     auto single = make(dir, "bottleneck:r=24,placement=ffn");
     auto adamix = make(dir, "adamix:consistency_weight=0");
     auto adamix_cr = make(dir, "adamix:consistency_weight=1");
-    const int64_t vocab = single->model()->config().vocab_size;
+    const int64_t vocab = single->model()->arch().vocab_size;
     torch::manual_seed(1);
-    peft::EncoderInput in{torch::randint(1000, vocab, {batch, tokens}, torch::kLong),
+    peft::ModelInput in{torch::randint(1000, vocab, {batch, tokens}, torch::kLong),
                           torch::ones({batch, tokens}, torch::kLong), torch::zeros({batch, tokens}, torch::kLong)};
     // One padded position: with nothing padded the model currently hands SDPA an undefined mask (a bug
     // outside AdaMix, reported), and real batches are padded anyway.
@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
       m->model()->train();
       auto params = m->trainable_parameters();
       auto method = m->methods().front();
-      const peft::EncoderConfig config = m->model()->config();
+      const peft::HeadSpec config = m->head();
       return [m, params, method, config, &in, &labels] {
         for (auto p : params) p.mutable_grad() = torch::Tensor();
         method->training_loss([&] { return m->forward(in); }, config, labels).backward();

@@ -35,10 +35,10 @@ struct Stepper {
   peft::AdaptedModel* model;
   torch::optim::Optimizer* opt;
   std::function<torch::Tensor()> extra;
-  void operator()(const peft::EncoderInput& in, const torch::Tensor& labels) const {
+  void operator()(const peft::ModelInput& in, const torch::Tensor& labels) const {
     model->model()->train();
     opt->zero_grad();
-    torch::Tensor loss = peft::sequence_loss(model->model()->config(), model->forward(in), labels);
+    torch::Tensor loss = model->head().loss(model->forward(in), labels);
     if (extra) loss = loss + extra();
     loss.backward();
     opt->step();
@@ -47,7 +47,7 @@ struct Stepper {
 
 // Steps of `a` and `b` taken alternately (the machine is shared: load changes hit both alike).
 // Returns {median a, median b, median of the per-pair ratios b / a}.
-std::array<double, 3> interleaved(const Stepper& a, const Stepper& b, const peft::EncoderInput& in,
+std::array<double, 3> interleaved(const Stepper& a, const Stepper& b, const peft::ModelInput& in,
                                   const torch::Tensor& labels, int iters) {
   a(in, labels);
   b(in, labels);
@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
 
     torch::manual_seed(0);
     const auto vocab = peft::load_config_for(dir, options).vocab_size;
-    peft::EncoderInput in{torch::randint(1000, vocab, {batch, seq}, torch::kLong), torch::ones({batch, seq}, torch::kLong),
+    peft::ModelInput in{torch::randint(1000, vocab, {batch, seq}, torch::kLong), torch::ones({batch, seq}, torch::kLong),
                           torch::zeros({batch, seq}, torch::kLong)};
     // One padded position: this build's encoder needs a mask to exist (an all-ones batch passes SDPA an
     // undefined mask, which torch rejects); both methods see the same batch.

@@ -2,7 +2,7 @@
 //   bench_encoder MODEL INPUTS.safetensors THREADS ITERS [SKIP_PADDING]
 // INPUTS holds input_ids / attention_mask / token_type_ids (written by the Python script so both sides
 // see identical batches). SKIP_PADDING=1 skips all-padding columns, as classification and `peft embed`
-// do (EncoderInput::skip_padding_columns). Prints one JSON line: seconds per batch (median and min) and sequences/s.
+// do (ModelInput::skip_padding_columns). Prints one JSON line: seconds per batch (median and min) and sequences/s.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     at::set_num_threads(std::stoi(argv[3]));
     const int iters = std::stoi(argv[4]);
     auto inputs = peft::io::SafetensorsFile::open(argv[2]);
-    peft::EncoderInput in{inputs.tensor("input_ids").clone(), inputs.tensor("attention_mask").clone(),
+    peft::ModelInput in{inputs.tensor("input_ids").clone(), inputs.tensor("attention_mask").clone(),
                           inputs.tensor("token_type_ids").clone(), argc == 6 && std::string(argv[5]) == "1"};
     peft::EncoderModel model = peft::load_encoder_model(argv[1]);
     torch::InferenceMode guard;

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     at::set_num_threads(std::stoi(argv[3]));
     const int iters = std::stoi(argv[4]);
     auto file = peft::io::SafetensorsFile::open(argv[2]);
-    peft::EncoderInput in{file.tensor("input_ids").clone(), file.tensor("attention_mask").clone(),
+    peft::ModelInput in{file.tensor("input_ids").clone(), file.tensor("attention_mask").clone(),
                           file.tensor("token_type_ids").clone()};
     torch::Tensor labels = file.tensor("labels").clone();
     peft::LoadOptions options;
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
     const auto params = model.trainable_parameters();
     const double step = median_seconds(iters, [&] {
       for (auto& p : params) p.mutable_grad() = torch::Tensor();
-      torch::Tensor loss = peft::sequence_loss(model.model()->config(), model.forward(in), labels);
+      torch::Tensor loss = model.head().loss(model.forward(in), labels);
       loss.backward();
     });
     std::printf("{\"impl\": \"peft.cpp\", \"base_s\": %.6f, \"unmerged_s\": %.6f, \"merged_s\": %.6f, \"step_s\": %.6f}\n",

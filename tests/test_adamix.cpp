@@ -184,7 +184,7 @@ TEST(AdaMixRouting, TrainingPassGivesGradientsToTheDrawnExpertsOnly) {
     peft::test::perturb(m, 2);
     m.model()->train();
     torch::manual_seed(5);
-    peft::sequence_loss(m.model()->config(), m.forward(peft::test::tiny_input()), torch::tensor({0, 2, 1})).backward();
+    m.head().loss(m.forward(peft::test::tiny_input()), torch::tensor({0, 2, 1})).backward();
     std::map<std::string, int> with_grad;  // "<site> <side>" -> experts with a gradient
     for (auto& t : m.methods().front()->tensors()) {
       if (t.key.size() < 7 || t.key.compare(t.key.size() - 7, 7, ".weight") != 0) continue;
@@ -206,9 +206,7 @@ TEST(AdaMixConsistency, SymmetricKlAndLossByHand) {
   EXPECT_NEAR(peft::symmetric_kl(l1, l2).item<double>(), 0.5 * (kl12 + kl21), 1e-6);
   EXPECT_NEAR(peft::symmetric_kl(l1, l1).item<double>(), 0.0, 1e-7);
 
-  peft::EncoderConfig cls;
-  cls.num_labels = 3;
-  cls.problem_type = peft::ProblemType::SingleLabel;
+  peft::HeadSpec cls{peft::HeadKind::Classification, 3};
   torch::Tensor labels = torch::tensor({2, 0}, torch::kLong);
   const double ce1 = -(p1[0][2].log() + p1[1][0].log()).item<double>() / 2;
   const double ce2 = -(p2[0][2].log() + p2[1][0].log()).item<double>() / 2;
@@ -219,9 +217,7 @@ TEST(AdaMixConsistency, SymmetricKlAndLossByHand) {
   o.ce = "first";
   EXPECT_NEAR(peft::consistency_loss(cls, l1, l2, labels, o).item<double>(), ce1 + 0.7 * 0.5 * (kl12 + kl21), 1e-5);
 
-  peft::EncoderConfig reg;
-  reg.num_labels = 1;
-  reg.problem_type = peft::ProblemType::Regression;
+  peft::HeadSpec reg{peft::HeadKind::Regression, 1};
   torch::Tensor y1 = torch::tensor({{1.0}, {2.0}}), y2 = torch::tensor({{1.5}, {1.0}}), t = torch::tensor({1.0, 3.0});
   o = {};  // weight 1, CE (here MSE) averaged
   const double mse1 = (0.0 + 1.0) / 2, mse2 = (0.25 + 4.0) / 2, between = (0.25 + 1.0) / 2;
@@ -243,8 +239,8 @@ TEST(AdaMixConsistency, TrainingLossRunsTwoRoutedPassesAndMatchesByHand) {
   torch::manual_seed(21);
   torch::Tensor o1 = m->forward(in), o2 = m->forward(in);
   EXPECT_FALSE(torch::allclose(o1, o2));  // different routes / dropout
-  const auto& cfg = m->model()->config();
-  const double hand = 0.5 * (peft::sequence_loss(cfg, o1, labels) + peft::sequence_loss(cfg, o2, labels)).item<double>() +
+  const peft::HeadSpec head = m->head();
+  const double hand = 0.5 * (head.loss(o1, labels) + head.loss(o2, labels)).item<double>() +
                       0.5 * peft::symmetric_kl(o1, o2).item<double>();
   EXPECT_NEAR(loss, hand, 1e-5);
 
@@ -254,11 +250,11 @@ TEST(AdaMixConsistency, TrainingLossRunsTwoRoutedPassesAndMatchesByHand) {
     ++calls;
     return m->forward(in);
   };
-  method->training_loss(counting, cfg, labels);
+  method->training_loss(counting, head, labels);
   EXPECT_EQ(calls, 2);
   auto off = adapted("adamix:r=4,consistency_weight=0");
   calls = 0;
-  off.methods().front()->training_loss([&] { ++calls; return off.forward(in); }, cfg, labels);
+  off.methods().front()->training_loss([&] { ++calls; return off.forward(in); }, head, labels);
   EXPECT_EQ(calls, 1);
 }
 
@@ -390,7 +386,7 @@ TEST(AdaMixBadInput, LoadingIntoAnotherShapeOrExpertCountFails) {
   peft::save_adapter(m, dir.string(), "tiny-bert");
 
   // A model of another hidden size.
-  peft::EncoderConfig cfg = m.model()->config();
+  peft::EncoderConfig cfg = std::dynamic_pointer_cast<peft::SequenceClassifierImpl>(m.model())->config();
   cfg.hidden_size = 16;
   peft::AdaptedModel other{peft::SequenceClassifier(cfg)};
   expect_error([&] { peft::load_adapter(other, dir.string()); }, "adapter made for another base model");

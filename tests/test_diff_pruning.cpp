@@ -48,13 +48,13 @@ SequenceClassifier tiny(int64_t labels = 2) {
   return m;
 }
 
-std::map<std::string, torch::Tensor> snapshot(SequenceClassifierImpl& m) {
+std::map<std::string, torch::Tensor> snapshot(Model& m) {
   std::map<std::string, torch::Tensor> out;
   for (auto& [name, p] : base_named_parameters(m)) out[name] = p.detach().clone();
   return out;
 }
 
-void expect_same(SequenceClassifierImpl& m, const std::map<std::string, torch::Tensor>& before) {
+void expect_same(Model& m, const std::map<std::string, torch::Tensor>& before) {
   for (auto& [name, p] : base_named_parameters(m)) EXPECT_TRUE(torch::equal(p, before.at(name))) << name;
 }
 
@@ -212,7 +212,7 @@ TEST(DiffPruning, StartsAsTheBaseAndNeverWritesIt) {
   auto params = model.trainable_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-2));
   auto logits = model.forward(in);  // samples the gates; penalty() is this forward's expected L0
-  auto loss = sequence_loss(model.model()->config(), logits, torch::tensor({0L, 1L, 1L})) + 1e-3 * m->penalty();
+  auto loss = model.head().loss(logits, torch::tensor({0L, 1L, 1L})) + 1e-3 * m->penalty();
   loss.backward();
   opt.step();
   for (auto& [name, p] : base_named_parameters(*model.model()))
@@ -312,7 +312,7 @@ TEST(DiffPruning, FixedMaskStageTrainsOnlyTheKeptEntries) {
   auto in = test::tiny_input();
   for (int i = 0; i < 3; ++i) {
     opt.zero_grad();
-    sequence_loss(model->model()->config(), model->forward(in), torch::tensor({0L, 1L, 1L})).backward();
+    model->head().loss(model->forward(in), torch::tensor({0L, 1L, 1L})).backward();
     opt.step();
   }
   const auto d1 = m->sparse_diff(*model->model(), "tiny");

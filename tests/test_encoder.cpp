@@ -26,7 +26,7 @@ std::map<std::string, torch::Tensor> read_all(const fs::path& file) {
   return out;
 }
 
-peft::EncoderInput input_of(std::map<std::string, torch::Tensor>& t) {
+peft::ModelInput input_of(std::map<std::string, torch::Tensor>& t) {
   return {t["input_ids"], t["attention_mask"], t.count("token_type_ids") ? t["token_type_ids"] : torch::Tensor()};
 }
 
@@ -56,7 +56,7 @@ TEST_P(EncoderParity, LogitsHiddenStatesAndPooledMatchTransformers) {
   const std::string name = GetParam();
   auto expected = read_all(encoder_fixture(name + ".expected.safetensors"));
   peft::SequenceClassifier model = peft::load_sequence_classifier(encoder_fixture(name).string());
-  peft::EncoderInput in = input_of(expected);
+  peft::ModelInput in = input_of(expected);
 
   EXPECT_LT(max_diff(model->forward(in), expected["logits"]), 1e-5);
   peft::EncoderOutput out = model->encoder->forward(in);
@@ -125,7 +125,7 @@ TEST(MiniLM, EmbeddingsHiddenStatesAndLogitsMatchTransformersOn128GlueSentences)
   auto model = peft::load_sequence_classifier("all-MiniLM-L6-v2");
   model->classifier->weight.copy_(expected["classifier.weight"]);
   model->classifier->bias.copy_(expected["classifier.bias"]);
-  peft::EncoderInput in = input_of(expected);
+  peft::ModelInput in = input_of(expected);
   ASSERT_GE(in.input_ids.size(0), 100);
 
   peft::EncoderOutput out = model->encoder->forward(in);

@@ -167,7 +167,7 @@ TEST(Attach, DetachRestoresTheBaseModel) {
   m.remove_all();
   EXPECT_TRUE(torch::equal(m.forward(in), base));
   EXPECT_EQ(int64_t(m.model()->parameters().size()), params);
-  EXPECT_EQ(m.model()->encoder->past_length, 0);
+  for (auto& site : m.model()->sites().attention_kv_sites()) EXPECT_EQ(site->virtual_tokens(), 0);
 }
 
 TEST(Prefix, FinalizePrecomputesTheTableAndDropsTheMlp) {

@@ -71,7 +71,7 @@ TEST_P(MethodInvariants, OnlyDeclaredTensorsReceiveGradients) {
   perturb(m);  // so that no gradient is zero by accident of initialisation (LoRA's B = 0)
   m.model()->train();
   torch::manual_seed(0);
-  torch::Tensor loss = peft::sequence_loss(m.model()->config(), m.forward(tiny_input()), torch::tensor({0, 2, 1}));
+  torch::Tensor loss = m.head().loss(m.forward(tiny_input()), torch::tensor({0, 2, 1}));
   loss.backward();
   std::set<const void*> declared;
   for (auto& t : m.trainable_tensors()) declared.insert(t.tensor.unsafeGetTensorImpl());

@@ -33,7 +33,7 @@ train::TrainableModel make_model(uint64_t seed) {
   LoadOptions load;
   load.num_labels = 2;
   // Full fine-tuning: the random tiny encoder needs its embeddings to learn the task's words.
-  return train::trainable_classifier(load_sequence_classifier(tiny_model_dir().string(), load), {""});
+  return train::trainable_base_model(load_sequence_classifier(tiny_model_dir().string(), load).ptr(), {""});
 }
 
 train::TrainOptions small_options() {

@@ -68,23 +68,18 @@ class AdaMix : public MixtureMethod {
   std::string type() const override { return "adamix"; }
   nlohmann::json config() const override { return config_.to_json(); }
 
-  void attach(SequenceClassifierImpl& model) override {
-    const bool attention = config_.placement != "ffn", ffn = config_.placement != "attention";
-    for (auto& layer : model.encoder->layers) {
-      std::vector<std::shared_ptr<SublayerSite>> chosen;
-      if (attention) chosen.push_back(layer->attention_adapters);
-      if (ffn) chosen.push_back(layer->output_adapters);
-      for (auto& site : chosen) {
-        auto m = std::make_shared<AdaMixAdapter>(config_, model.config().hidden_size);
-        m->to(layer->output_dense->weight.device(), layer->output_dense->weight.scalar_type());
-        m->random_eval = eval_routing();
-        modules_.attach(type(), site, m);
-      }
+  void attach(Model& model) override {
+    const torch::Tensor ref = model.reference_weight();
+    for (auto& site : sublayer_sites(model, config_.placement)) {
+      auto m = std::make_shared<AdaMixAdapter>(config_, model.arch().hidden_size);
+      m->to(ref.device(), ref.scalar_type());
+      m->random_eval = eval_routing();
+      modules_.attach(adapter_name(), type(), site, m);
     }
   }
 
-  void detach(SequenceClassifierImpl&) override {
-    modules_.detach_all(type());
+  void detach(Model&) override {
+    modules_.detach_all(adapter_name(), type());
   }
 
   std::vector<MethodTensor> tensors() override {

@@ -58,7 +58,7 @@ class AdaMixLora : public MixtureMethod {
   std::string type() const override { return "adamix_lora"; }
   nlohmann::json config() const override { return config_.to_json(); }
 
-  void attach(SequenceClassifierImpl& model) override {
+  void attach(Model& model) override {
     SiteIndex sites = model.sites();
     std::vector<std::string> names;
     for (auto& [path, site] : sites.linear) names.push_back(path);
@@ -67,13 +67,13 @@ class AdaMixLora : public MixtureMethod {
       auto m = std::make_shared<AdaMixLoraLinear>(config_, site->in_features(), site->out_features());
       m->to(site->weight.device(), site->weight.scalar_type());
       m->random_eval = eval_routing();
-      modules_.attach(type(), site, m);
+      modules_.attach(adapter_name(), type(), site, m);
     }
   }
 
-  void detach(SequenceClassifierImpl&) override {
+  void detach(Model&) override {
     if (merged_) unmerge();
-    modules_.detach_all(type());
+    modules_.detach_all(adapter_name(), type());
   }
 
   std::vector<MethodTensor> tensors() override {

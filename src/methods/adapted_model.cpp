@@ -7,7 +7,8 @@
 
 namespace peft {
 
-AdaptedModel::AdaptedModel(SequenceClassifier model) : model_(std::move(model)) {
+AdaptedModel::AdaptedModel(std::shared_ptr<Model> model) : model_(std::move(model)) {
+  if (!model_) fail("AdaptedModel: no model");
   base_count_ = peft::base_parameter_count(*model_);
   refreeze();
 }
@@ -30,6 +31,8 @@ void AdaptedModel::remove_all() {
 }
 
 bool AdaptedModel::trains_head() const {
+  // LM heads stay frozen, as PEFT leaves them for CAUSAL_LM (and a tied head is the embedding).
+  if (model_->head().kind == HeadKind::CausalLM) return false;
   return std::any_of(methods_.begin(), methods_.end(), [](auto& m) { return m->trains_head(); });
 }
 
@@ -38,7 +41,7 @@ std::vector<MethodTensor> AdaptedModel::head_tensors() {
   const std::string prefix = methods_.front()->head_key_prefix();
   std::vector<MethodTensor> out;
   for (auto& [name, p] : base_named_parameters(*model_))
-    if (name.rfind("classifier.", 0) == 0) out.push_back({"classifier", prefix + name, p});
+    if (is_head_parameter(*model_, name)) out.push_back({model_->head_module_name(), prefix + name, p});
   return out;
 }
 

@@ -21,15 +21,19 @@ using nlohmann::json;
 constexpr const char* kMulti = "MULTI_METHOD";
 
 // One method's adapter_config.json entries. For PEFT's types only keys PEFT's config classes know.
-json method_entry(Method& m, const EncoderConfig& mc) {
+// PEFT's prompt-learning config describes the model; with grouped-query attention PEFT counts the
+// key/value heads (token_dim = num_key_value_heads * head_dim).
+std::vector<std::pair<const char*, int64_t>> prompt_layout(const ModelArch& a) {
+  return {{"num_layers", a.num_layers}, {"token_dim", a.num_kv_heads * a.head_dim}, {"num_attention_heads", a.num_kv_heads}};
+}
+
+json method_entry(Method& m, const ModelArch& arch) {
   json j = m.config();
   j["peft_type"] = method_type(m.type()).peft_type;
-  if (m.type() == "prefix") {  // PEFT's prompt-learning config describes the model
-    j["num_layers"] = mc.num_hidden_layers;
-    j["num_attention_heads"] = mc.num_attention_heads;
-    j["token_dim"] = mc.hidden_size;
+  if (m.type() == "prefix") {
+    for (auto& [key, value] : prompt_layout(arch)) j[key] = value;
     j["num_transformer_submodules"] = 1;
-    if (j["encoder_hidden_size"].get<int64_t>() == 0) j["encoder_hidden_size"] = mc.hidden_size;
+    if (j["encoder_hidden_size"].get<int64_t>() == 0) j["encoder_hidden_size"] = arch.hidden_size;
   }
   return j;
 }
@@ -60,19 +64,20 @@ std::map<std::string, torch::Tensor> read_tensors(const fs::path& dir) {
 
 json adapter_config(AdaptedModel& model, const std::string& base_model_name_or_path) {
   if (model.methods().empty()) fail("save_adapter: no method attached");
-  const EncoderConfig& mc = model.model()->config();
+  const ModelArch& arch = model.model()->arch();
   json j;
   if (model.methods().size() == 1) {
-    j = method_entry(*model.methods().front(), mc);
+    j = method_entry(*model.methods().front(), arch);
   } else {
     j["peft_type"] = kMulti;
     j["methods"] = json::array();
-    for (auto& m : model.methods()) j["methods"].push_back(method_entry(*m, mc));
+    for (auto& m : model.methods()) j["methods"].push_back(method_entry(*m, arch));
   }
-  j["task_type"] = "SEQ_CLS";
+  j["task_type"] = model.head().peft_task_type();
   j["base_model_name_or_path"] = base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path);
   j["inference_mode"] = true;
-  j["modules_to_save"] = model.trains_head() ? json::array({"classifier"}) : json(nullptr);
+  const std::string head = model.model()->head_module_name();
+  j["modules_to_save"] = model.trains_head() && !head.empty() ? json::array({head}) : json(nullptr);
   j["revision"] = nullptr;
   return j;
 }
@@ -104,9 +109,9 @@ void load_adapter(AdaptedModel& model, const std::string& dir) {
   const json config = read_json(folder / "adapter_config.json");
   const std::string where = (folder / "adapter_config.json").string();
   if (!config.contains("peft_type") || !config["peft_type"].is_string()) fail("{}: no peft_type", where);
-  if (config.contains("task_type") && !config["task_type"].is_null() && config["task_type"] != "SEQ_CLS")
-    fail("{}: task_type {} is not supported for sequence classifiers (expected SEQ_CLS)", where,
-         config["task_type"].dump());
+  const std::string task_type = model.head().peft_task_type();
+  if (config.contains("task_type") && !config["task_type"].is_null() && config["task_type"] != task_type)
+    fail("{}: task_type {} does not fit this model (expected {})", where, config["task_type"].dump(), task_type);
 
   std::vector<json> entries;
   if (config["peft_type"] == kMulti) {
@@ -121,11 +126,7 @@ void load_adapter(AdaptedModel& model, const std::string& dir) {
       const MethodType& type = method_type_for_peft_type(e["peft_type"].get<std::string>());
       auto method = type.make(e);
       if (type.name == "prefix") {  // the prefix table's layout must fit this model
-        const EncoderConfig& mc = model.model()->config();
-        const std::vector<std::pair<const char*, int64_t>> shape = {
-            {"num_layers", mc.num_hidden_layers}, {"token_dim", mc.hidden_size},
-            {"num_attention_heads", mc.num_attention_heads}};
-        for (auto& [key, want] : shape)
+        for (auto& [key, want] : prompt_layout(model.model()->arch()))
           if (e.contains(key) && e[key].is_number() && e[key].get<int64_t>() != want)
             fail("prefix: {} is {} but the model has {} (adapter made for another base model?)", key,
                  e[key].get<int64_t>(), want);
@@ -147,14 +148,15 @@ void load_adapter(AdaptedModel& model, const std::string& dir) {
   };
   try {
     for (auto& m : model.methods()) m->load_tensors(lookup);
-    // SEQ_CLS adapters carry the head, which replaces the base head (PEFT does so even when
+    // Adapters that carry the head replace the base head with it (PEFT does so even when
     // modules_to_save is null).
     const std::string head_prefix = model.methods().front()->head_key_prefix();
     bool has_head = false;
-    for (auto& [key, t] : tensors) has_head |= key.rfind(head_prefix + "classifier.", 0) == 0;
+    for (auto& [key, t] : tensors)
+      for (auto& prefix : model.model()->head_parameter_prefixes()) has_head |= key.rfind(head_prefix + prefix, 0) == 0;
     if (has_head) {
       for (auto& [name, p] : base_named_parameters(*model.model()))
-        if (name.rfind("classifier.", 0) == 0) copy_checked(p, lookup(head_prefix + name), head_prefix + name);
+        if (is_head_parameter(*model.model(), name)) copy_checked(p, lookup(head_prefix + name), head_prefix + name);
     }
   } catch (const Error&) {
     model.remove_all();

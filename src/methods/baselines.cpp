@@ -14,14 +14,14 @@ class BaseSubset : public Method {
   std::string type() const override { return type_; }
   nlohmann::json config() const override { return nlohmann::json::object(); }
 
-  void attach(SequenceClassifierImpl& model) override {
+  void attach(Model& model) override {
     chosen_.clear();
     for (auto& [name, p] : base_named_parameters(model)) {
-      if (name.rfind("classifier.", 0) == 0 || !select_(name)) continue;
+      if (is_head_parameter(model, name) || !select_(name)) continue;
       chosen_.push_back({name.substr(0, name.rfind('.')), kModelKeyPrefix + name, p});
     }
   }
-  void detach(SequenceClassifierImpl&) override { chosen_.clear(); }
+  void detach(Model&) override { chosen_.clear(); }
   std::vector<MethodTensor> tensors() override { return chosen_; }
   bool mergeable() const override { return true; }  // trains base tensors in place: nothing to fold
 

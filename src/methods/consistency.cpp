@@ -32,23 +32,23 @@ torch::Tensor symmetric_bernoulli_kl(const torch::Tensor& logits1, const torch::
 
 }  // namespace
 
-torch::Tensor consistency_loss(const EncoderConfig& config, const torch::Tensor& out1, const torch::Tensor& out2,
+torch::Tensor consistency_loss(const HeadSpec& head, const torch::Tensor& out1, const torch::Tensor& out2,
                                const torch::Tensor& labels, const ConsistencyOptions& options) {
-  torch::Tensor task = sequence_loss(config, out1, labels);
-  if (options.ce == "mean") task = 0.5 * (task + sequence_loss(config, out2, labels));
+  torch::Tensor task = head.loss(out1, labels);
+  if (options.ce == "mean") task = 0.5 * (task + head.loss(out2, labels));
   torch::Tensor term;
-  if (config.is_regression()) term = F::mse_loss(out1, out2);
-  else if (config.problem_type == ProblemType::MultiLabel) term = symmetric_bernoulli_kl(out1, out2);
+  if (head.regression()) term = F::mse_loss(out1, out2);
+  else if (head.kind == HeadKind::MultiLabel) term = symmetric_bernoulli_kl(out1, out2);
   else term = symmetric_kl(out1, out2);
   return task + options.weight * term;
 }
 
-torch::Tensor average_outputs(const EncoderConfig& config, const std::vector<torch::Tensor>& outputs) {
+torch::Tensor average_outputs(const HeadSpec& head, const std::vector<torch::Tensor>& outputs) {
   if (outputs.empty()) fail("average_outputs: no outputs");
   if (outputs.size() == 1) return outputs.front();
   const torch::Tensor stacked = torch::stack(outputs);
-  if (config.is_regression()) return stacked.mean(0);
-  if (config.problem_type == ProblemType::MultiLabel) {
+  if (head.regression()) return stacked.mean(0);
+  if (head.kind == HeadKind::MultiLabel) {
     const torch::Tensor p = torch::sigmoid(stacked).mean(0);
     return torch::log(p) - torch::log1p(-p);
   }

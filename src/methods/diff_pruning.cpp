@@ -9,6 +9,7 @@
 #include "methods/json_config.h"
 #include "peft/error.h"
 #include "peft/methods/model_params.h"
+#include "peft/models/decoder.h"
 
 namespace peft {
 
@@ -63,7 +64,7 @@ nlohmann::json ProjectionReport::to_json() const {
 namespace {
 
 // The member each parameter's module reads in forward(), by HF parameter name.
-std::map<std::string, torch::Tensor*> forward_slots(SequenceClassifierImpl& model) {
+std::map<std::string, torch::Tensor*> forward_slots(Model& model) {
   std::map<std::string, torch::Tensor*> out;
   for (auto& item : model.named_modules()) {
     const std::string prefix = item.key().empty() ? "" : item.key() + ".";
@@ -73,6 +74,8 @@ std::map<std::string, torch::Tensor*> forward_slots(SequenceClassifierImpl& mode
       if (s->bias.defined()) out[prefix + "bias"] = &s->bias;
     } else if (auto* e = dynamic_cast<torch::nn::EmbeddingImpl*>(m)) {
       out[prefix + "weight"] = &e->weight;
+    } else if (auto* r = dynamic_cast<RMSNormImpl*>(m)) {
+      out[prefix + "weight"] = &r->weight;
     } else if (auto* n = dynamic_cast<torch::nn::LayerNormImpl*>(m)) {
       if (n->weight.defined()) out[prefix + "weight"] = &n->weight;
       if (n->bias.defined()) out[prefix + "bias"] = &n->bias;
@@ -89,7 +92,7 @@ DiffPruning::DiffPruning(DiffPruningConfig config) : config_(std::move(config)),
 
 nlohmann::json DiffPruning::config() const { return config_.to_json(); }
 
-void DiffPruning::attach(SequenceClassifierImpl& model) {
+void DiffPruning::attach(Model& model) {
   pruned_.clear();
   stage_ = Stage::Gates;
   penalty_ = torch::Tensor();
@@ -97,7 +100,7 @@ void DiffPruning::attach(SequenceClassifierImpl& model) {
   const auto slots = forward_slots(model);
   const std::regex select(config_.target_parameters.empty() ? ".*" : config_.target_parameters);
   for (auto& [name, p] : base_named_parameters(model)) {
-    if (name.rfind("classifier.", 0) == 0 || !std::regex_match(name, select)) continue;
+    if (is_head_parameter(model, name) || !std::regex_match(name, select)) continue;
     auto slot = slots.find(name);
     if (slot == slots.end()) fail("diff_pruning: parameter {} is not in a linear, embedding or LayerNorm module", name);
     Pruned e{name, p, slot->second, {}, {}, {}, {}, {}};
@@ -119,7 +122,7 @@ void DiffPruning::restore_slots() {
   for (auto& e : pruned_) *e.slot = e.base;
 }
 
-void DiffPruning::detach(SequenceClassifierImpl&) {
+void DiffPruning::detach(Model&) {
   restore_slots();
   pruned_.clear();
   penalty_ = torch::Tensor();
@@ -138,7 +141,7 @@ std::vector<MethodTensor> DiffPruning::tensors() {
   return out;
 }
 
-void DiffPruning::before_forward(SequenceClassifierImpl& model) {
+void DiffPruning::before_forward(Model& model) {
   if (stage_ == Stage::Mask) {
     for (auto& e : pruned_) *e.slot = torch::addcmul(e.base, e.mask, e.w);
     return;
@@ -252,7 +255,7 @@ ProjectionReport DiffPruning::project(double target_sparsity) {
   return r;
 }
 
-SparseDiff DiffPruning::sparse_diff(SequenceClassifierImpl& model, const std::string& base_model) {
+SparseDiff DiffPruning::sparse_diff(Model& model, const std::string& base_model) {
   if (stage_ != Stage::Mask) fail("diff_pruning: project() before saving the sparse diff");
   torch::NoGradGuard no_grad;
   SparseDiff d;
@@ -269,7 +272,7 @@ SparseDiff DiffPruning::sparse_diff(SequenceClassifierImpl& model, const std::st
   if (!base_checksum_) base_checksum_ = base_checksum(bases);
   d.base_checksum = *base_checksum_;
   for (auto& [name, p] : base_named_parameters(model))
-    if (name.rfind("classifier.", 0) == 0) d.head.emplace_back(name, p.detach().to(torch::kCPU, torch::kFloat).clone());
+    if (is_head_parameter(model, name)) d.head.emplace_back(name, p.detach().to(torch::kCPU, torch::kFloat).clone());
   return d;
 }
 

@@ -11,8 +11,9 @@ void fold_deltas(SiteModules<LinearSite, Module>& modules, bool fold) {
   torch::NoGradGuard no_grad;
   for (auto& [site, m] : modules) {
     const auto delta = m->delta().to(site->weight.scalar_type());
-    if (fold) site->weight.add_(delta);
-    else site->weight.sub_(delta);
+    torch::Tensor w = site->weight_out_in();  // a view: folds into Conv1D storage too
+    if (fold) w.add_(delta);
+    else w.sub_(delta);
     m->merged = fold;
   }
 }

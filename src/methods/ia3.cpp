@@ -57,7 +57,7 @@ class Ia3 : public Method {
   std::string type() const override { return "ia3"; }
   nlohmann::json config() const override { return config_.to_json(); }
 
-  void attach(SequenceClassifierImpl& model) override {
+  void attach(Model& model) override {
     SiteIndex sites = model.sites();
     std::vector<std::string> names;
     for (auto& [path, site] : sites.linear) names.push_back(path);
@@ -66,13 +66,13 @@ class Ia3 : public Method {
       auto m = std::make_shared<Ia3Linear>(config_.feedforward_modules.matches(path), site->in_features(),
                                            site->out_features(), config_.init_ia3_weights);
       m->to(site->weight.device(), site->weight.scalar_type());
-      modules_.attach(type(), site, m);
+      modules_.attach(adapter_name(), type(), site, m);
     }
   }
 
-  void detach(SequenceClassifierImpl&) override {
+  void detach(Model&) override {
     if (merged_) unmerge();
-    modules_.detach_all(type());
+    modules_.detach_all(adapter_name(), type());
   }
 
   std::vector<MethodTensor> tensors() override {
@@ -91,7 +91,7 @@ class Ia3 : public Method {
     for (auto& [site, m] : modules_) {
       torch::Tensor l = m->ia3_l.to(site->weight.scalar_type());
       if (undo) l = 1.0 / l;
-      site->weight.mul_(l);
+      site->weight_out_in().mul_(l);  // a view: scales Conv1D storage too
       if (!m->feedforward && site->bias.defined()) site->bias.mul_(l.view(-1));
       m->merged = !undo;
     }

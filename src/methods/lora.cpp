@@ -96,7 +96,7 @@ class Lora : public Method {
   std::string type() const override { return "lora"; }
   nlohmann::json config() const override { return config_.to_json(); }
 
-  void attach(SequenceClassifierImpl& model) override {
+  void attach(Model& model) override {
     SiteIndex sites = model.sites();
     std::vector<std::string> names;
     for (auto& [path, site] : sites.linear) names.push_back(path);
@@ -104,14 +104,16 @@ class Lora : public Method {
     auto base = base_named_parameters(model);
     for (auto& path : select_targets(config_.target_modules, names, "lora: target_modules")) {
       auto site = sites.linear.at(path);
+      // As PEFT: Conv1D layers (GPT-2) store the weight transposed, and the config says so.
+      if (site->fan_in_fan_out()) config_.fan_in_fan_out = true;
       auto m = std::make_shared<LoraLinear>(config_, site->in_features(), site->out_features());
       m->to(site->weight.device(), site->weight.scalar_type());
-      modules_.attach(type(), site, m);
+      modules_.attach(adapter_name(), type(), site, m);
     }
     biases_.clear();
     if (config_.bias == "none") return;
     for (auto& [name, p] : base) {
-      if (name.size() < 5 || name.compare(name.size() - 5, 5, ".bias") != 0 || name.rfind("classifier", 0) == 0)
+      if (name.size() < 5 || name.compare(name.size() - 5, 5, ".bias") != 0 || is_head_parameter(model, name))
         continue;
       const std::string owner = name.substr(0, name.size() - 5);
       const bool targeted = std::any_of(modules_.begin(), modules_.end(), [&](auto& m) { return m.first->path() == owner; });
@@ -121,9 +123,9 @@ class Lora : public Method {
     }
   }
 
-  void detach(SequenceClassifierImpl& model) override {
+  void detach(Model& model) override {
     if (merged_) unmerge();
-    modules_.detach_all(type());
+    modules_.detach_all(adapter_name(), type());
     biases_.clear();
   }
 

@@ -37,8 +37,9 @@ void save_merged_model(AdaptedModel& model, const std::string& base_model_dir, c
   if (!in) fail("{}: cannot open config.json", base_model_dir);
   nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
   if (config.is_discarded()) fail("{}/config.json: invalid JSON", base_model_dir);
-  const int64_t labels = model.model()->config().num_labels;
-  if (!config.contains("id2label") || int64_t(config["id2label"].size()) != labels) {  // head resized at load
+  const int64_t labels = model.head().num_outputs;
+  const bool classifier = model.head().kind != HeadKind::CausalLM;
+  if (classifier && (!config.contains("id2label") || int64_t(config["id2label"].size()) != labels)) {  // head resized at load
     config["id2label"] = nlohmann::json::object();
     config["label2id"] = nlohmann::json::object();
     for (int64_t i = 0; i < labels; ++i) {

@@ -14,12 +14,24 @@ int64_t Method::inference_parameter_count() {
   return n;
 }
 
-torch::Tensor Method::training_loss(const std::function<torch::Tensor()>& forward, const EncoderConfig& config,
+torch::Tensor Method::training_loss(const std::function<torch::Tensor()>& forward, const HeadSpec& head,
                                     const torch::Tensor& labels) {
-  return sequence_loss(config, forward(), labels);
+  return head.loss(forward(), labels);
 }
 
-torch::Tensor Method::predict(const std::function<torch::Tensor()>& forward, const EncoderConfig&) { return forward(); }
+torch::Tensor Method::predict(const std::function<torch::Tensor()>& forward, const HeadSpec&) { return forward(); }
+
+std::vector<std::shared_ptr<SublayerSite>> sublayer_sites(const Model& model, const std::string& placement) {
+  const SiteIndex sites = model.sites();
+  std::vector<std::shared_ptr<SublayerSite>> chosen;
+  if (placement != "ffn")
+    for (auto& site : sites.sublayer_with(SiteRole::AfterAttention)) chosen.push_back(site);
+  if (placement != "attention")
+    for (auto& site : sites.sublayer_with(SiteRole::AfterFfn)) chosen.push_back(site);
+  std::stable_sort(chosen.begin(), chosen.end(), [](auto& a, auto& b) { return a->info().layer < b->info().layer; });
+  if (chosen.empty()) fail("the model has no {} sublayer sites", placement);
+  return chosen;
+}
 
 void copy_checked(const torch::Tensor& target, const torch::Tensor& value, const std::string& key) {
   if (target.sizes() != value.sizes())

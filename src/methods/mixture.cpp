@@ -52,20 +52,20 @@ void ExpertSide::collapse(torch::nn::Module& owner, const std::string& name) {
   experts = {torch::nn::Linear(merged)};
 }
 
-torch::Tensor MixtureMethod::training_loss(const std::function<torch::Tensor()>& forward, const EncoderConfig& config,
+torch::Tensor MixtureMethod::training_loss(const std::function<torch::Tensor()>& forward, const HeadSpec& head,
                                            const torch::Tensor& labels) {
-  if (consistency_.weight == 0) return sequence_loss(config, forward(), labels);
+  if (consistency_.weight == 0) return head.loss(forward(), labels);
   // Two passes: each draws its own routes (and dropout masks).
   const torch::Tensor first = forward();
   const torch::Tensor second = forward();
-  return consistency_loss(config, first, second, labels, consistency_);
+  return consistency_loss(head, first, second, labels, consistency_);
 }
 
-torch::Tensor MixtureMethod::predict(const std::function<torch::Tensor()>& forward, const EncoderConfig& config) {
+torch::Tensor MixtureMethod::predict(const std::function<torch::Tensor()>& forward, const HeadSpec& head) {
   if (mode_.kind != AdaMixMode::Ensemble) return forward();
   std::vector<torch::Tensor> outputs;
   for (int64_t i = 0; i < mode_.k; ++i) outputs.push_back(forward());
-  return average_outputs(config, outputs);
+  return average_outputs(head, outputs);
 }
 
 void MixtureMethod::set_mode(const AdaMixMode& mode) {

@@ -39,9 +39,9 @@ class MixtureMethod : public Method {
       : name_(std::move(name)), consistency_(std::move(consistency)) {}
 
   bool runs_model() const override { return true; }
-  torch::Tensor training_loss(const std::function<torch::Tensor()>& forward, const EncoderConfig& config,
+  torch::Tensor training_loss(const std::function<torch::Tensor()>& forward, const HeadSpec& head,
                               const torch::Tensor& labels) override;
-  torch::Tensor predict(const std::function<torch::Tensor()>& forward, const EncoderConfig& config) override;
+  torch::Tensor predict(const std::function<torch::Tensor()>& forward, const HeadSpec& head) override;
 
   void set_mode(const AdaMixMode& mode);
   const AdaMixMode& mode() const { return mode_; }

@@ -4,7 +4,7 @@
 
 namespace peft {
 
-std::vector<std::pair<std::string, torch::Tensor>> base_named_parameters(SequenceClassifierImpl& model) {
+std::vector<std::pair<std::string, torch::Tensor>> base_named_parameters(Model& model) {
   // Sites own only weight/bias; every child module of a site is a method. The prompt encoder of
   // prefix tuning hangs off the model itself.
   std::unordered_set<const void*> method_params;
@@ -15,8 +15,9 @@ std::vector<std::pair<std::string, torch::Tensor>> base_named_parameters(Sequenc
   SiteIndex sites = model.sites();
   for (auto& [path, site] : sites.linear) mark(*site);
   for (auto& [path, site] : sites.sublayer) mark(*site);
+  const auto base = model.base_children();
   for (auto& item : model.named_children())
-    if (item.key() != model.base_prefix() && item.key() != "classifier")
+    if (std::find(base.begin(), base.end(), item.key()) == base.end())
       for (auto& p : item.value()->parameters()) method_params.insert(p.unsafeGetTensorImpl());
 
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -25,13 +26,19 @@ std::vector<std::pair<std::string, torch::Tensor>> base_named_parameters(Sequenc
   return out;
 }
 
-int64_t base_parameter_count(SequenceClassifierImpl& model) {
+bool is_head_parameter(const Model& model, const std::string& name) {
+  for (auto& prefix : model.head_parameter_prefixes())
+    if (name.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+int64_t base_parameter_count(Model& model) {
   int64_t n = 0;
   for (auto& [name, p] : base_named_parameters(model)) n += p.numel();
   return n;
 }
 
-void set_trainable(SequenceClassifierImpl& model, const std::vector<torch::Tensor>& trainable) {
+void set_trainable(Model& model, const std::vector<torch::Tensor>& trainable) {
   for (auto& p : model.parameters()) p.set_requires_grad(false);
   for (auto& p : trainable) p.set_requires_grad(true);
 }

@@ -23,7 +23,7 @@ PrefixConfig PrefixConfig::from_json(const nlohmann::json& j) {
   read_key(j, "encoder_hidden_size", c.encoder_hidden_size);
   if (j.contains("num_transformer_submodules") && j["num_transformer_submodules"].is_number() &&
       j["num_transformer_submodules"].get<int>() != 1)
-    fail("prefix: num_transformer_submodules must be 1 for encoder models");
+    fail("prefix: num_transformer_submodules must be 1 (encoder-only or decoder-only models)");
   c.validate();
   return c;
 }
@@ -39,8 +39,10 @@ namespace {
 // The prompt encoder: holds either E and the MLP (training with projection) or the table itself.
 class PromptEncoder : public AttentionKVMethod {
  public:
-  PromptEncoder(const PrefixConfig& c, const EncoderConfig& m)
-      : l_(c.num_virtual_tokens), d_(m.hidden_size), layers_(m.num_hidden_layers), heads_(m.num_attention_heads) {
+  // With grouped-query attention the table holds the key/value heads only (PEFT's token_dim is then
+  // num_key_value_heads * head_dim).
+  PromptEncoder(const PrefixConfig& c, const ModelArch& m)
+      : l_(c.num_virtual_tokens), d_(m.num_kv_heads * m.head_dim), layers_(m.num_layers), heads_(m.num_kv_heads) {
     const int64_t table_width = 2 * layers_ * d_;
     if (c.prefix_projection) {
       const int64_t mid = c.encoder_hidden_size > 0 ? c.encoder_hidden_size : d_;
@@ -100,6 +102,8 @@ class PromptEncoder : public AttentionKVMethod {
     embedding->weight.copy_(t);
   }
 
+  int64_t virtual_tokens() const override { return l_; }
+
   void apply(int64_t layer, AttentionKV& kv) override {
     auto [k, v] = layer_kv(layer);
     const int64_t batch = kv.key.size(0), head_dim = d_ / heads_;
@@ -128,26 +132,24 @@ class Prefix : public Method {
   nlohmann::json config() const override { return config_.to_json(); }
   std::string head_key_prefix() const override { return "base_model."; }  // PEFT's prompt-learning layout
 
-  void attach(SequenceClassifierImpl& model) override {
-    const EncoderConfig& m = model.config();
+  void attach(Model& model) override {
+    const ModelArch& m = model.arch();
     // Real tokens' positions start after the prefix (RoBERTa's after padding_idx too): leave room for at least one.
-    const int64_t reserved = m.family == EncoderFamily::Roberta ? m.pad_token_id + 1 : 0;
-    if (config_.num_virtual_tokens + reserved >= m.max_position_embeddings)
+    if (config_.num_virtual_tokens + m.reserved_positions >= m.max_positions)
       fail("prefix: num_virtual_tokens {} leaves no positions for input (max_position_embeddings {})",
-           config_.num_virtual_tokens, m.max_position_embeddings);
-    if (model.named_children().contains("prompt_encoder")) fail("prefix: a prefix is already attached to this model");
+           config_.num_virtual_tokens, m.max_positions);
+    const std::string child = site_child_name(adapter_name(), "prompt_encoder");
+    if (model.named_children().contains(child)) fail("prefix: a prefix is already attached to this model");
     encoder_ = std::make_shared<PromptEncoder>(config_, m);
-    auto& w = model.encoder->embeddings->word_embeddings->weight;
+    const torch::Tensor w = model.reference_weight();
     encoder_->to(w.device(), w.scalar_type());
-    model.register_module("prompt_encoder", encoder_);
-    for (auto& layer : model.encoder->layers) layer->kv_site->attach(type(), encoder_);
-    model.encoder->past_length += config_.num_virtual_tokens;
+    model.register_module(child, encoder_);
+    for (auto& site : model.sites().attention_kv_sites()) site->attach(adapter_name(), type(), encoder_);
   }
 
-  void detach(SequenceClassifierImpl& model) override {
-    for (auto& layer : model.encoder->layers) layer->kv_site->detach(type());
-    model.unregister_module("prompt_encoder");
-    model.encoder->past_length -= config_.num_virtual_tokens;
+  void detach(Model& model) override {
+    for (auto& site : model.sites().attention_kv_sites()) site->detach(adapter_name(), type());
+    model.unregister_module(site_child_name(adapter_name(), "prompt_encoder"));
     encoder_.reset();
   }
 

@@ -94,7 +94,7 @@ void put_raw(std::string& out, const torch::Tensor& t) {
 }
 
 // Parameters by HF name. Method parameters have names of their own, so no filtering is needed here.
-std::map<std::string, torch::Tensor> model_tensors(SequenceClassifierImpl& model) {
+std::map<std::string, torch::Tensor> model_tensors(Model& model) {
   std::map<std::string, torch::Tensor> out;
   for (auto& item : model.named_parameters()) out.emplace(item.key(), item.value());
   return out;
@@ -139,7 +139,7 @@ std::vector<torch::Tensor> check_targets(const std::map<std::string, torch::Tens
   return targets;
 }
 
-SparseDiff apply_checked(SequenceClassifierImpl& model, const SparseDiff& diff, bool verify,
+SparseDiff apply_checked(Model& model, const SparseDiff& diff, bool verify,
                          std::optional<uint64_t> current) {
   const auto params = model_tensors(model);
   const auto targets = check_targets(params, diff);
@@ -259,7 +259,7 @@ uint64_t base_checksum(const std::vector<std::pair<std::string, torch::Tensor>>&
   return h.digest();
 }
 
-uint64_t model_checksum(SequenceClassifierImpl& model, const SparseDiff& diff) {
+uint64_t model_checksum(Model& model, const SparseDiff& diff) {
   const auto params = model_tensors(model);
   std::vector<std::pair<std::string, torch::Tensor>> list;
   for (const auto& t : diff.tensors) list.emplace_back(t.name, matching_tensor(params, t));
@@ -391,11 +391,11 @@ int64_t file_size(const std::string& path) {
   return static_cast<int64_t>(n);
 }
 
-SparseDiff apply_diff(SequenceClassifierImpl& model, const SparseDiff& diff, std::optional<uint64_t> current_checksum) {
+SparseDiff apply_diff(Model& model, const SparseDiff& diff, std::optional<uint64_t> current_checksum) {
   return apply_checked(model, diff, /*verify=*/true, current_checksum);
 }
 
-void revert_diff(SequenceClassifierImpl& model, const SparseDiff& undo) {
+void revert_diff(Model& model, const SparseDiff& undo) {
   if (!undo.set) fail("revert_diff: expected an undo record (kind \"set\")");
   apply_checked(model, undo, /*verify=*/false, std::nullopt);
 }

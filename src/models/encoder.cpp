@@ -57,7 +57,7 @@ EmbeddingsImpl::EmbeddingsImpl(const EncoderConfig& config) : config_(config) {
   LayerNorm = register_module("LayerNorm", layer_norm(config.hidden_size, config.layer_norm_eps));
 }
 
-torch::Tensor EmbeddingsImpl::forward(const EncoderInput& in, int64_t past_length) {
+torch::Tensor EmbeddingsImpl::forward(const ModelInput& in, int64_t past_length) {
   const auto& ids = in.input_ids;
   const int64_t tokens = ids.size(1);
   torch::Tensor positions;
@@ -90,29 +90,30 @@ torch::Tensor EmbeddingsImpl::forward(const EncoderInput& in, int64_t past_lengt
 
 LayerImpl::LayerImpl(const EncoderConfig& c, const std::string& path, int64_t index) : config_(c) {
   const int64_t d = c.hidden_size;
+  auto info = [&](const std::string& name, SiteRole role) { return SiteInfo{path + name, index, role}; };
   auto attention = holder(*this, "attention");
   auto self = holder(*attention, "self");
-  query = self->register_module("query", std::make_shared<LinearSite>(path + "attention.self.query", d, d));
-  key = self->register_module("key", std::make_shared<LinearSite>(path + "attention.self.key", d, d));
-  value = self->register_module("value", std::make_shared<LinearSite>(path + "attention.self.value", d, d));
-  kv_site = std::make_shared<AttentionKVSite>(path + "attention.self", index);
+  query = self->register_module("query", std::make_shared<LinearSite>(info("attention.self.query", SiteRole::Query), d, d));
+  key = self->register_module("key", std::make_shared<LinearSite>(info("attention.self.key", SiteRole::Key), d, d));
+  value = self->register_module("value", std::make_shared<LinearSite>(info("attention.self.value", SiteRole::Value), d, d));
+  kv_site = std::make_shared<AttentionKVSite>(info("attention.self", SiteRole::AttentionKV));
 
   auto attention_output = holder(*attention, "output");
-  attention_dense =
-      attention_output->register_module("dense", std::make_shared<LinearSite>(path + "attention.output.dense", d, d));
+  attention_dense = attention_output->register_module(
+      "dense", std::make_shared<LinearSite>(info("attention.output.dense", SiteRole::AttentionOutput), d, d));
   attention_norm = attention_output->register_module("LayerNorm", layer_norm(d, c.layer_norm_eps));
-  attention_adapters =
-      attention_output->register_module("adapters", std::make_shared<SublayerSite>(path + "attention.output"));
+  attention_adapters = attention_output->register_module(
+      "adapters", std::make_shared<SublayerSite>(info("attention.output", SiteRole::AfterAttention)));
 
   auto intermediate = holder(*this, "intermediate");
   intermediate_dense = intermediate->register_module(
-      "dense", std::make_shared<LinearSite>(path + "intermediate.dense", d, c.intermediate_size));
+      "dense", std::make_shared<LinearSite>(info("intermediate.dense", SiteRole::FfnUp), d, c.intermediate_size));
 
   auto output = holder(*this, "output");
-  output_dense =
-      output->register_module("dense", std::make_shared<LinearSite>(path + "output.dense", c.intermediate_size, d));
+  output_dense = output->register_module(
+      "dense", std::make_shared<LinearSite>(info("output.dense", SiteRole::FfnDown), c.intermediate_size, d));
   output_norm = output->register_module("LayerNorm", layer_norm(d, c.layer_norm_eps));
-  output_adapters = output->register_module("adapters", std::make_shared<SublayerSite>(path + "output"));
+  output_adapters = output->register_module("adapters", std::make_shared<SublayerSite>(info("output", SiteRole::AfterFfn)));
 }
 
 torch::Tensor TokenLayout::pack(const torch::Tensor& grid) const {
@@ -124,7 +125,8 @@ torch::Tensor TokenLayout::unpack(const torch::Tensor& packed) const {
 }
 
 torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Tensor& additive_mask,
-                                   const TokenLayout& layout) {
+                                   const TokenLayout& layout, ForwardContext& context) {
+  RowRouting* routing = &context.routing;
   const int64_t batch = layout.packed() ? layout.batch : hidden.size(0);
   const int64_t tokens = layout.packed() ? layout.tokens : hidden.size(1);
   const int64_t heads = config_.num_attention_heads, head_dim = config_.head_dim();
@@ -132,31 +134,32 @@ torch::Tensor LayerImpl::attention(const torch::Tensor& hidden, const torch::Ten
     return (layout.packed() ? layout.unpack(t) : t).view({batch, -1, heads, head_dim}).transpose(1, 2);
   };
 
-  torch::Tensor q = split_heads(query->forward(hidden));
-  AttentionKV kv{split_heads(key->forward(hidden)), split_heads(value->forward(hidden)), additive_mask};
-  kv_site->forward(kv);
+  torch::Tensor q = split_heads(query->forward(hidden, routing));
+  AttentionKV kv{split_heads(key->forward(hidden, routing)), split_heads(value->forward(hidden, routing)), additive_mask};
+  kv_site->forward(kv, routing);
 
   const double p = is_training() ? config_.attention_probs_dropout_prob : 0.0;
   // An undefined mask must reach sdpa as "no mask": some kernels validate the tensor otherwise.
   const std::optional<torch::Tensor> mask = kv.mask.defined() ? std::optional<torch::Tensor>(kv.mask) : std::nullopt;
-  torch::Tensor context = at::scaled_dot_product_attention(q, kv.key, kv.value, mask, p);
-  context = context.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
-  return layout.packed() ? layout.pack(context) : context;
+  torch::Tensor attended = at::scaled_dot_product_attention(q, kv.key, kv.value, mask, p);
+  attended = attended.transpose(1, 2).reshape({batch, tokens, config_.hidden_size});
+  return layout.packed() ? layout.pack(attended) : attended;
 }
 
 torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& additive_mask,
-                                 const TokenLayout& layout) {
+                                 const TokenLayout& layout, ForwardContext& context) {
   const bool training = is_training();
+  RowRouting* routing = &context.routing;
   // Attention sublayer: dense -> dropout -> adapters -> residual + LayerNorm.
-  torch::Tensor h = maybe_dropout(attention_dense->forward(attention(hidden, additive_mask, layout)),
+  torch::Tensor h = maybe_dropout(attention_dense->forward(attention(hidden, additive_mask, layout, context), routing),
                                   config_.hidden_dropout_prob, training);
-  if (!attention_adapters->empty()) h = attention_adapters->forward(hidden, h);
+  if (!attention_adapters->empty()) h = attention_adapters->forward(hidden, h, routing);
   torch::Tensor attended = attention_norm(h + hidden);
 
   // Feed-forward sublayer, same shape.
-  torch::Tensor ff = activate(config_.hidden_act, intermediate_dense->forward(attended));
-  h = maybe_dropout(output_dense->forward(ff), config_.hidden_dropout_prob, training);
-  if (!output_adapters->empty()) h = output_adapters->forward(attended, h);
+  torch::Tensor ff = activate(config_.hidden_act, intermediate_dense->forward(attended, routing));
+  h = maybe_dropout(output_dense->forward(ff, routing), config_.hidden_dropout_prob, training);
+  if (!output_adapters->empty()) h = output_adapters->forward(attended, h, routing);
   return output_norm(h + attended);
 }
 
@@ -174,7 +177,8 @@ EncoderModelImpl::EncoderModelImpl(const EncoderConfig& config, bool with_pooler
   if (with_pooler) {
     auto pooler = holder(*this, "pooler");
     pooler_dense = pooler->register_module(
-        "dense", std::make_shared<LinearSite>(prefix_ + "pooler.dense", config.hidden_size, config.hidden_size));
+        "dense", std::make_shared<LinearSite>(SiteInfo{prefix_ + "pooler.dense", -1, SiteRole::Pooler}, config.hidden_size,
+                                              config.hidden_size));
   }
 }
 
@@ -189,17 +193,19 @@ static int64_t columns_in_use(const torch::Tensor& mask) {
   return (used.to(torch::kLong) * positions).max().item<int64_t>();
 }
 
-EncoderOutput EncoderModelImpl::forward(const EncoderInput& full) {
+EncoderOutput EncoderModelImpl::forward(const ModelInput& full, ForwardContext& context) {
   if (!full.input_ids.defined() || full.input_ids.dim() != 2)
     fail("input_ids must be a (batch, tokens) tensor");
   const int64_t tokens = full.input_ids.size(1);
   const int64_t keep = full.skip_padding_columns ? columns_in_use(full.attention_mask) : -1;
-  EncoderInput in = full;
+  ModelInput in = full;
   if (keep > 0 && keep < tokens) {
     in.input_ids = full.input_ids.narrow(1, 0, keep);
     in.attention_mask = full.attention_mask.narrow(1, 0, keep);
     if (full.token_type_ids.defined()) in.token_type_ids = full.token_type_ids.narrow(1, 0, keep);
   }
+  // Prefix tuning's virtual tokens act as past tokens: they shift the position ids, as in HF.
+  const int64_t past_length = layers.empty() ? 0 : layers.front()->kv_site->virtual_tokens();
   torch::Tensor hidden = embeddings->forward(in, past_length);
 
   // Additive mask (batch, 1, 1, tokens): 0 where attended, the lowest float where masked, as HF builds it.
@@ -219,13 +225,17 @@ EncoderOutput EncoderModelImpl::forward(const EncoderInput& full) {
   if (full.skip_padding_columns && additive.defined() && mask.select(1, 0).ne(0).all().item<bool>()) {
     layout = {mask.reshape({-1}).nonzero().squeeze(1), hidden.size(0), hidden.size(1)};
     hidden = layout.pack(hidden);
+    if (context.routing.active()) context.routing.set_token_rows(layout.index.div(layout.tokens, "floor"));
   }
 
-  for (auto& layer : layers) hidden = layer->forward(hidden, additive, layout);
-  if (layout.packed()) hidden = layout.unpack(hidden);
+  for (auto& layer : layers) hidden = layer->forward(hidden, additive, layout, context);
+  if (layout.packed()) {
+    hidden = layout.unpack(hidden);
+    if (context.routing.active()) context.routing.set_token_rows({});
+  }
 
   EncoderOutput out{hidden, {}};
-  if (pooler_dense) out.pooled = torch::tanh(pooler_dense->forward(hidden.select(1, 0)));
+  if (pooler_dense) out.pooled = torch::tanh(pooler_dense->forward(hidden.select(1, 0), &context.routing));
   // Dropped padding columns come back as zeros, so the output keeps the input's shape.
   if (hidden.size(1) < tokens)
     out.last_hidden_state = torch::cat({hidden, hidden.new_zeros({hidden.size(0), tokens - hidden.size(1), hidden.size(2)})}, 1);
@@ -246,17 +256,41 @@ void EncoderModelImpl::collect_sites(SiteIndex& index) const {
 
 // ---- sequence classification -----------------------------------------------------------------
 
-SequenceClassifierImpl::SequenceClassifierImpl(const EncoderConfig& config) : config_(config) {
+ModelArch encoder_arch(const EncoderConfig& c) {
+  ModelArch a;
+  a.model_type = c.model_type;
+  a.hidden_size = c.hidden_size;
+  a.num_layers = c.num_hidden_layers;
+  a.num_heads = a.num_kv_heads = c.num_attention_heads;
+  a.head_dim = c.head_dim();
+  a.intermediate_size = c.intermediate_size;
+  a.vocab_size = c.vocab_size;
+  a.max_positions = c.max_position_embeddings;
+  a.reserved_positions = c.family == EncoderFamily::Roberta ? c.pad_token_id + 1 : 0;
+  return a;
+}
+
+HeadSpec encoder_head(const EncoderConfig& c) {
+  HeadSpec h;
+  h.num_outputs = c.num_labels;
+  h.kind = c.is_regression() ? HeadKind::Regression
+           : c.problem_type == ProblemType::MultiLabel ? HeadKind::MultiLabel
+                                                       : HeadKind::Classification;
+  return h;
+}
+
+SequenceClassifierImpl::SequenceClassifierImpl(const EncoderConfig& config) : config_(config), arch_(encoder_arch(config)) {
   const bool bert = config.family == EncoderFamily::Bert;
   encoder = register_module(base_prefix(), EncoderModel(config, /*with_pooler=*/bert, base_prefix() + "."));
   const int64_t d = config.hidden_size;
+  auto head_site = [](const std::string& path) { return SiteInfo{path, -1, SiteRole::Head}; };
   if (bert) {
-    classifier = register_module("classifier", std::make_shared<LinearSite>("classifier", d, config.num_labels));
+    classifier = register_module("classifier", std::make_shared<LinearSite>(head_site("classifier"), d, config.num_labels));
   } else {
     auto head = holder(*this, "classifier");
-    classifier_dense = head->register_module("dense", std::make_shared<LinearSite>("classifier.dense", d, d));
-    classifier_out_proj =
-        head->register_module("out_proj", std::make_shared<LinearSite>("classifier.out_proj", d, config.num_labels));
+    classifier_dense = head->register_module("dense", std::make_shared<LinearSite>(head_site("classifier.dense"), d, d));
+    classifier_out_proj = head->register_module(
+        "out_proj", std::make_shared<LinearSite>(head_site("classifier.out_proj"), d, config.num_labels));
   }
 }
 
@@ -264,19 +298,22 @@ std::string SequenceClassifierImpl::base_prefix() const {
   return config_.family == EncoderFamily::Bert ? "bert" : "roberta";
 }
 
-std::vector<std::string> SequenceClassifierImpl::head_parameter_prefixes() const { return {"classifier."}; }
+HeadSpec SequenceClassifierImpl::head() const { return encoder_head(config_); }
 
-torch::Tensor SequenceClassifierImpl::forward(const EncoderInput& input) {
-  EncoderInput in = input;
+nlohmann::json SequenceClassifierImpl::hf_config() const { return encoder_config_to_json(config_); }
+
+torch::Tensor SequenceClassifierImpl::forward(const ModelInput& input, ForwardContext& context) {
+  ModelInput in = input;
   in.skip_padding_columns = true;  // the heads read the first token only
-  EncoderOutput out = encoder->forward(in);
+  EncoderOutput out = encoder->forward(in, context);
   const double p = config_.classifier_dropout >= 0 ? config_.classifier_dropout : config_.hidden_dropout_prob;
   const bool training = is_training();
-  if (classifier) return classifier->forward(maybe_dropout(out.pooled, p, training));
+  RowRouting* routing = &context.routing;
+  if (classifier) return classifier->forward(maybe_dropout(out.pooled, p, training), routing);
   // RoBERTa head: first token (<s>) -> dropout -> dense -> tanh -> dropout -> out_proj.
   torch::Tensor x = maybe_dropout(out.last_hidden_state.select(1, 0), p, training);
-  x = torch::tanh(classifier_dense->forward(x));
-  return classifier_out_proj->forward(maybe_dropout(x, p, training));
+  x = torch::tanh(classifier_dense->forward(x, routing));
+  return classifier_out_proj->forward(maybe_dropout(x, p, training), routing);
 }
 
 SiteIndex SequenceClassifierImpl::sites() const {
@@ -285,14 +322,6 @@ SiteIndex SequenceClassifierImpl::sites() const {
   for (auto& site : {classifier, classifier_dense, classifier_out_proj})
     if (site) index.linear[site->path()] = site;
   return index;
-}
-
-torch::Tensor sequence_loss(const EncoderConfig& config, const torch::Tensor& logits, const torch::Tensor& labels) {
-  if (config.is_regression())
-    return F::mse_loss(logits.squeeze(-1), labels.to(logits.scalar_type()).view({-1}));
-  if (config.problem_type == ProblemType::MultiLabel)
-    return F::binary_cross_entropy_with_logits(logits, labels.to(logits.scalar_type()));
-  return F::cross_entropy(logits.view({-1, config.num_labels}), labels.view({-1}));
 }
 
 torch::Tensor mean_pool(const torch::Tensor& last_hidden_state, const torch::Tensor& attention_mask, bool normalize) {

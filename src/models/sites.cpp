@@ -1,86 +1,210 @@
 #include "peft/models/sites.h"
 
+#include <limits>
+
 #include <torch/nn/functional/linear.h>
 
 #include "peft/error.h"
+#include "peft/models/forward_context.h"
 
 namespace peft {
 namespace {
 
 template <typename Vec>
-void erase_named(Vec& methods, const std::string& name, const std::string& path) {
-  auto it = std::find_if(methods.begin(), methods.end(), [&](auto& p) { return p.first == name; });
+void erase_entry(Vec& methods, const std::string& name, const std::string& path) {
+  auto it = std::find_if(methods.begin(), methods.end(), [&](auto& e) { return e.name == name; });
   if (it == methods.end()) fail("{}: no method named \"{}\" attached", path, name);
   methods.erase(it);
 }
 
 template <typename Vec>
 void check_new_name(const Vec& methods, const std::string& name, const std::string& path) {
-  for (auto& p : methods)
-    if (p.first == name) fail("{}: a method named \"{}\" is already attached", path, name);
+  for (auto& e : methods)
+    if (e.name == name) fail("{}: a method named \"{}\" is already attached", path, name);
+}
+
+// The adapters of `entries` in order of first attachment, each with its entries.
+template <typename M>
+std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> by_adapter(
+    const std::vector<SiteEntry<M>>& entries) {
+  std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> out;
+  for (auto& e : entries) {
+    auto it = std::find_if(out.begin(), out.end(), [&](auto& g) { return g.first == e.adapter; });
+    if (it == out.end()) out.push_back({e.adapter, {&e}});
+    else it->second.push_back(&e);
+  }
+  return out;
 }
 
 }  // namespace
 
-LinearSite::LinearSite(std::string path, int64_t in_features, int64_t out_features, bool with_bias)
-    : path_(std::move(path)), in_features_(in_features), out_features_(out_features) {
-  weight = register_parameter("weight", torch::empty({out_features, in_features}));
+const char* site_role_name(SiteRole role) {
+  switch (role) {
+    case SiteRole::Query: return "query";
+    case SiteRole::Key: return "key";
+    case SiteRole::Value: return "value";
+    case SiteRole::QueryKeyValue: return "query_key_value";
+    case SiteRole::AttentionOutput: return "attention_output";
+    case SiteRole::FfnUp: return "ffn_up";
+    case SiteRole::FfnGate: return "ffn_gate";
+    case SiteRole::FfnDown: return "ffn_down";
+    case SiteRole::AfterAttention: return "after_attention";
+    case SiteRole::AfterFfn: return "after_ffn";
+    case SiteRole::AttentionKV: return "attention_kv";
+    case SiteRole::Pooler: return "pooler";
+    case SiteRole::Head: return "head";
+    case SiteRole::Other: return "other";
+  }
+  return "other";
+}
+
+std::string site_child_name(const std::string& adapter, const std::string& type) {
+  return adapter == "default" ? type : adapter + "_" + type;
+}
+
+// ---- linear ----------------------------------------------------------------------------------
+
+LinearSite::LinearSite(SiteInfo info, int64_t in_features, int64_t out_features, bool with_bias, bool fan_in_fan_out)
+    : info_(std::move(info)), in_features_(in_features), out_features_(out_features), fan_in_fan_out_(fan_in_fan_out) {
+  weight = register_parameter("weight", fan_in_fan_out ? torch::empty({in_features, out_features})
+                                                       : torch::empty({out_features, in_features}));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out_features}));
 }
 
-torch::Tensor LinearSite::forward(const torch::Tensor& x) {
-  if (methods_.empty()) return torch::nn::functional::linear(x, weight, bias);
-  torch::Tensor w = weight, b = bias, in = x;
-  for (auto& [name, m] : methods_) {
-    w = m->effective_weight(w);
-    if (b.defined()) b = m->effective_bias(b);
-    in = m->transform_input(in);
+torch::Tensor LinearSite::base(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const {
+  return torch::nn::functional::linear(x, fan_in_fan_out_ ? w.t() : w, b);
+}
+
+// The entries' combined effect on x, as one task: weight/bias/input transforms, the matmul, then the
+// output transforms. `shared` (optional) is base(x) already computed, used when nothing changes it.
+template <typename Entries>
+static torch::Tensor compose(const LinearSite& site, const Entries& entries, const torch::Tensor& x,
+                             const torch::Tensor& shared,
+                             const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&,
+                                                               const torch::Tensor&)>& base) {
+  bool changes = false;
+  for (auto& e : entries) changes |= e->module->changes_weight_or_input();
+  torch::Tensor y;
+  if (changes || !shared.defined()) {
+    torch::Tensor w = site.weight, b = site.bias, in = x;
+    for (auto& e : entries) {
+      w = e->module->effective_weight(w);
+      if (b.defined()) b = e->module->effective_bias(b);
+      in = e->module->transform_input(in);
+    }
+    y = base(in, w, b);
+  } else {
+    y = shared;
   }
-  torch::Tensor y = torch::nn::functional::linear(in, w, b);
-  for (auto& [name, m] : methods_) y = m->transform_output(x, y);
+  for (auto& e : entries) y = e->module->transform_output(x, y);
   return y;
 }
 
-void LinearSite::attach(const std::string& name, std::shared_ptr<LinearMethod> method) {
-  check_new_name(methods_, name, path_);
-  register_module(name, method);
-  methods_.emplace_back(name, std::move(method));
+torch::Tensor LinearSite::forward(const torch::Tensor& x, RowRouting* routing) {
+  if (methods_.empty()) return base(x, weight, bias);
+  auto base_fn = [this](const torch::Tensor& in, const torch::Tensor& w, const torch::Tensor& b) { return base(in, w, b); };
+  if (!routing || !routing->active()) {
+    std::vector<const SiteEntry<LinearMethod>*> all;
+    for (auto& e : methods_) all.push_back(&e);
+    return compose(*this, all, x, {}, base_fn);
+  }
+  // Rows routed to an adapter get its computation; the others keep the base output.
+  torch::Tensor y = base(x, weight, bias);
+  for (auto& [adapter, entries] : by_adapter(methods_)) {
+    const torch::Tensor& index = routing->index(adapter, x.device());
+    if (!index.defined()) continue;
+    const torch::Tensor xs = x.index_select(0, index);
+    y = y.index_copy(0, index, compose(*this, entries, xs, y.index_select(0, index), base_fn));
+  }
+  return y;
 }
 
-void LinearSite::detach(const std::string& name) {
-  erase_named(methods_, name, path_);
+void LinearSite::attach(const std::string& adapter, const std::string& type, std::shared_ptr<LinearMethod> method) {
+  const std::string name = site_child_name(adapter, type);
+  check_new_name(methods_, name, path());
+  register_module(name, method);
+  methods_.push_back({adapter, name, std::move(method)});
+}
+
+void LinearSite::detach(const std::string& adapter, const std::string& type) {
+  const std::string name = site_child_name(adapter, type);
+  erase_entry(methods_, name, path());
   unregister_module(name);
 }
 
-torch::Tensor SublayerSite::forward(const torch::Tensor& x, torch::Tensor h) {
-  for (auto& [name, m] : methods_) h = m->apply(x, h);
+// ---- sublayer --------------------------------------------------------------------------------
+
+torch::Tensor SublayerSite::forward(const torch::Tensor& x, torch::Tensor h, RowRouting* routing) {
+  if (!routing || !routing->active()) {
+    for (auto& e : methods_) h = e.module->apply(x, h);
+    return h;
+  }
+  for (auto& [adapter, entries] : by_adapter(methods_)) {
+    const torch::Tensor& index = routing->index(adapter, x.device());
+    if (!index.defined()) continue;
+    const torch::Tensor xs = x.index_select(0, index);
+    torch::Tensor hs = h.index_select(0, index);
+    for (auto* e : entries) hs = e->module->apply(xs, hs);
+    h = h.index_copy(0, index, hs);
+  }
   return h;
 }
 
-void SublayerSite::attach(const std::string& name, std::shared_ptr<SublayerMethod> method) {
-  check_new_name(methods_, name, path_);
+void SublayerSite::attach(const std::string& adapter, const std::string& type, std::shared_ptr<SublayerMethod> method) {
+  const std::string name = site_child_name(adapter, type);
+  check_new_name(methods_, name, path());
   register_module(name, method);
-  methods_.emplace_back(name, std::move(method));
+  methods_.push_back({adapter, name, std::move(method)});
 }
 
-void SublayerSite::detach(const std::string& name) {
-  erase_named(methods_, name, path_);
+void SublayerSite::detach(const std::string& adapter, const std::string& type) {
+  const std::string name = site_child_name(adapter, type);
+  erase_entry(methods_, name, path());
   unregister_module(name);
 }
 
-void AttentionKVSite::forward(AttentionKV& kv) {
+// ---- attention keys/values -------------------------------------------------------------------
+
+void AttentionKVSite::forward(AttentionKV& kv, RowRouting* routing) {
   if (methods_.empty()) return;
-  // Methods always see a mask; the model leaves it undefined when nothing is padded.
+  // Methods always see a mask; the model leaves it undefined when nothing is masked.
   if (!kv.mask.defined())
     kv.mask = torch::zeros({kv.key.size(0), 1, 1, kv.key.size(2)}, kv.key.options());
-  for (auto& [name, m] : methods_) m->apply(layer_index_, kv);
+  const bool routed = routing && routing->active();
+  for (auto& e : methods_) {
+    if (!routed) {
+      e.module->apply(info_.layer, kv);
+      continue;
+    }
+    const torch::Tensor& rows = routing->batch_rows(e.adapter, kv.key.device());
+    if (!rows.defined()) continue;
+    const int64_t before = kv.key.size(2);
+    e.module->apply(info_.layer, kv);
+    const int64_t added = kv.key.size(2) - before;
+    if (added == 0) continue;
+    // Rows of other tasks must not see this task's prepended tokens.
+    torch::Tensor hidden = torch::full({kv.key.size(0)}, std::numeric_limits<float>::lowest(), kv.mask.options());
+    hidden.index_fill_(0, rows, 0);
+    kv.mask = kv.mask.clone();
+    kv.mask.narrow(3, 0, added).add_(hidden.view({-1, 1, 1, 1}));
+  }
 }
 
-void AttentionKVSite::attach(const std::string& name, std::shared_ptr<AttentionKVMethod> method) {
-  check_new_name(methods_, name, path_);
-  methods_.emplace_back(name, std::move(method));
+void AttentionKVSite::attach(const std::string& adapter, const std::string& type,
+                             std::shared_ptr<AttentionKVMethod> method) {
+  const std::string name = site_child_name(adapter, type);
+  check_new_name(methods_, name, path());
+  methods_.push_back({adapter, name, std::move(method)});
 }
 
-void AttentionKVSite::detach(const std::string& name) { erase_named(methods_, name, path_); }
+void AttentionKVSite::detach(const std::string& adapter, const std::string& type) {
+  erase_entry(methods_, site_child_name(adapter, type), path());
+}
+
+int64_t AttentionKVSite::virtual_tokens() const {
+  int64_t n = 0;
+  for (auto& e : methods_) n += e.module->virtual_tokens();
+  return n;
+}
 
 }  // namespace peft

@@ -18,19 +18,19 @@ TrainableModel trainable_adapted(std::shared_ptr<AdaptedModel> model, const std:
                                  const nlohmann::json& task_json) {
   TrainableModel out;
   for (auto& t : model->trainable_tensors()) out.tensors.push_back({t.key, t.tensor});
-  out.forward = [model](const EncoderInput& in) { return model->forward(in); };
+  out.forward = [model](const ModelInput& in) { return model->forward(in); };
   out.set_training = [model](bool on) { model->model()->train(on); };
-  out.config = model->model()->config();
+  out.head = model->head();
   // A method that runs the model its own way (AdaMix: consistency loss, route ensembles) takes over
   // the loss and the evaluation forward.
   for (auto& method : model->methods())
     if (method->runs_model()) {
-      const EncoderConfig config = out.config;
-      out.loss = [model, method, config](const EncoderInput& in, const torch::Tensor& labels) {
-        return method->training_loss([&] { return model->forward(in); }, config, labels);
+      const HeadSpec head = out.head;
+      out.loss = [model, method, head](const ModelInput& in, const torch::Tensor& labels) {
+        return method->training_loss([&] { return model->forward(in); }, head, labels);
       };
-      out.forward = [model, method, config](const EncoderInput& in) {
-        return method->predict([&] { return model->forward(in); }, config);
+      out.forward = [model, method, head](const ModelInput& in) {
+        return method->predict([&] { return model->forward(in); }, head);
       };
       break;
     }

@@ -45,9 +45,9 @@ TrainResult train_diff_pruning(const DiffPruningJob& job, const TrainOptions& op
   TrainableModel t1 = trainable_adapted(model, job.base_model, job.task_json);
   t1.save_task = {};  // the task is the projected diff, saved in stage 2
   const double lambda = c.l0_lambda;
-  t1.loss = [model, method, lambda](const EncoderInput& in, const torch::Tensor& labels) {
+  t1.loss = [model, method, lambda](const ModelInput& in, const torch::Tensor& labels) {
     torch::Tensor logits = model->forward(in);
-    return sequence_loss(model->model()->config(), logits, labels) + lambda * method->penalty();
+    return model->head().loss(logits, labels) + lambda * method->penalty();
   };
   t1.log_values = [method, numel] {
     const double l0 = method->penalty().item<double>();

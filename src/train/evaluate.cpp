@@ -19,7 +19,7 @@ EvalResult evaluate(TrainableModel& model, const data::TokenizedDataset& data, c
     data::Batch batch = data::collate(data, indices, device);
     torch::Tensor logits = model.forward(batch.input).to(torch::kCPU, torch::kFloat);
     if (batch.labels.defined())
-      loss_sum += sequence_loss(model.config, logits, batch.labels.cpu()).item<double>() * double(indices.size());
+      loss_sum += model.head.loss(logits, batch.labels.cpu()).item<double>() * double(indices.size());
     for (size_t r = 0; r < indices.size(); ++r) parts[indices[r]] = logits[static_cast<int64_t>(r)];
   }
   EvalResult result;

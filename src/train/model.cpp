@@ -5,7 +5,7 @@
 
 namespace peft::train {
 
-TrainableModel trainable_classifier(SequenceClassifier model, const std::vector<std::string>& prefixes) {
+TrainableModel trainable_base_model(std::shared_ptr<Model> model, const std::vector<std::string>& prefixes) {
   TrainableModel out;
   for (auto& item : model->named_parameters()) {
     const bool chosen = std::any_of(prefixes.begin(), prefixes.end(),
@@ -14,9 +14,9 @@ TrainableModel trainable_classifier(SequenceClassifier model, const std::vector<
     if (chosen) out.tensors.push_back({item.key(), item.value()});
   }
   if (out.tensors.empty()) fail("no parameter starts with {}", fmt::join(prefixes, " or "));
-  out.forward = [model](const EncoderInput& in) mutable { return model->forward(in); };
+  out.forward = [model](const ModelInput& in) mutable { return model->forward(in); };
   out.set_training = [model](bool on) mutable { model->train(on); };
-  out.config = model->config();
+  out.head = model->head();
   auto tensors = out.tensors;
   out.save_task = [tensors](const std::string& dir) {
     std::vector<std::pair<std::string, torch::Tensor>> named;

@@ -155,7 +155,7 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       for (int64_t k = 0; k < group; ++k) {
         data::Batch batch = data::collate(train_data, batches[static_cast<size_t>(st.batch + k)], o.device);
         torch::Tensor loss = model.loss ? model.loss(batch.input, batch.labels)
-                                        : sequence_loss(model.config, model.forward(batch.input), batch.labels);
+                                        : model.head.loss(model.forward(batch.input), batch.labels);
         const double value = loss.item<double>();
         if (!std::isfinite(value)) {
           const std::string last = latest_checkpoint(run_dir.string());

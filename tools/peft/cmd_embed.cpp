@@ -77,7 +77,7 @@ void run_embed(const EmbedArgs& args) {
       std::copy(encodings[r].attention_mask.begin(), encodings[r].attention_mask.end(), mask[r].data_ptr<int64_t>());
       std::copy(encodings[r].type_ids.begin(), encodings[r].type_ids.end(), types[r].data_ptr<int64_t>());
     }
-    EncoderInput in{ids.to(device), mask.to(device), types.to(device), /*skip_padding_columns=*/true};
+    ModelInput in{ids.to(device), mask.to(device), types.to(device), /*skip_padding_columns=*/true};
     EncoderOutput out = encoder->forward(in);
     torch::Tensor pooled;
     if (args.pooling == "cls") {

@@ -25,7 +25,7 @@ struct TokenizedDataset {
 TokenizedDataset tokenize(const Dataset& data, const tok::Tokenizer& tokenizer, size_t max_seq_length);
 
 struct Batch {
-  EncoderInput input;          // (batch, longest) int64 tensors
+  ModelInput input;          // (batch, longest) int64 tensors
   torch::Tensor labels;        // (batch,) int64 for classes, float for regression; undefined if unlabelled
   std::vector<size_t> indices; // which examples, in batch order
 };

@@ -9,29 +9,37 @@
 
 #include "peft/methods/method.h"
 #include "peft/models/encoder.h"
+#include "peft/models/model.h"
 
 namespace peft {
 
 class AdaptedModel {
  public:
-  explicit AdaptedModel(SequenceClassifier model);
+  explicit AdaptedModel(std::shared_ptr<Model> model);
+  explicit AdaptedModel(SequenceClassifier model) : AdaptedModel(std::shared_ptr<Model>(model.ptr())) {}
 
   // Attaches a method (several may be attached, e.g. prefix + adapter = MAM) and re-freezes the
-  // model so that only method tensors and, when a method asks for it, the classifier head train.
+  // model so that only method tensors and, when a method asks for it, the head train. Methods keep
+  // the adapter name they were given (set_adapter_name), "default" otherwise.
   void add(std::shared_ptr<Method> method);
   void add(const std::vector<std::shared_ptr<Method>>& methods);
   void remove_all();  // detaches everything: the model is the base model again
 
-  torch::Tensor forward(const EncoderInput& in) {
+  torch::Tensor forward(const ModelInput& in) {
+    ForwardContext context;
+    return forward(in, context);
+  }
+  torch::Tensor forward(const ModelInput& in, ForwardContext& context) {
     for (auto& m : methods_) m->before_forward(*model_);
-    return model_->forward(in);
+    return model_->forward(in, context);
   }
 
-  SequenceClassifier& model() { return model_; }
+  const std::shared_ptr<Model>& model() { return model_; }
+  HeadSpec head() const { return model_->head(); }
   const std::vector<std::shared_ptr<Method>>& methods() const { return methods_; }
 
   bool trains_head() const;
-  // The classifier head's tensors with adapter-file keys (prefix of the first method).
+  // The head's tensors with adapter-file keys (prefix of the first method).
   std::vector<MethodTensor> head_tensors();
   // Method tensors then head tensors, each tensor once.
   std::vector<MethodTensor> trainable_tensors();
@@ -46,7 +54,7 @@ class AdaptedModel {
   void finalize();  // precompute-and-drop training-only parts (prefix MLP)
 
  private:
-  SequenceClassifier model_;
+  std::shared_ptr<Model> model_;
   std::vector<std::shared_ptr<Method>> methods_;
   int64_t base_count_ = 0;
 };

@@ -13,7 +13,7 @@
 
 #include <torch/types.h>
 
-#include "peft/models/encoder.h"
+#include "peft/models/model.h"
 
 namespace peft {
 
@@ -27,12 +27,12 @@ struct ConsistencyOptions {
 // ½·(KL(p₁‖p₂) + KL(p₂‖p₁)) of the softmax distributions of two logits (batch, classes), batch mean.
 torch::Tensor symmetric_kl(const torch::Tensor& logits1, const torch::Tensor& logits2);
 
-torch::Tensor consistency_loss(const EncoderConfig& config, const torch::Tensor& out1, const torch::Tensor& out2,
+torch::Tensor consistency_loss(const HeadSpec& head, const torch::Tensor& out1, const torch::Tensor& out2,
                                const torch::Tensor& labels, const ConsistencyOptions& options);
 
 // Ensemble of several passes as one output the task loss and argmax understand: classification
 // log(mean softmax) (its softmax is the averaged probabilities), multi-label logit(mean sigmoid),
 // regression the mean.
-torch::Tensor average_outputs(const EncoderConfig& config, const std::vector<torch::Tensor>& outputs);
+torch::Tensor average_outputs(const HeadSpec& head, const std::vector<torch::Tensor>& outputs);
 
 }  // namespace peft

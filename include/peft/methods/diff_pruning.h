@@ -57,10 +57,10 @@ class DiffPruning : public Method {
   explicit DiffPruning(DiffPruningConfig config);
   std::string type() const override { return "diff_pruning"; }
   nlohmann::json config() const override;
-  void attach(SequenceClassifierImpl& model) override;
-  void detach(SequenceClassifierImpl& model) override;
+  void attach(Model& model) override;
+  void detach(Model& model) override;
   std::vector<MethodTensor> tensors() override;
-  void before_forward(SequenceClassifierImpl& model) override;
+  void before_forward(Model& model) override;
 
   const DiffPruningConfig& settings() const { return config_; }
   Stage stage() const { return stage_; }
@@ -76,7 +76,7 @@ class DiffPruning : public Method {
   ProjectionReport project(double target_sparsity);
   ProjectionReport project() { return project(config_.target_sparsity); }
   // The task as a sparse diff (after project()): base checksum, indices, values, the head.
-  SparseDiff sparse_diff(SequenceClassifierImpl& model, const std::string& base_model);
+  SparseDiff sparse_diff(Model& model, const std::string& base_model);
 
  private:
   struct Pruned {

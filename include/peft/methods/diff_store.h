@@ -9,13 +9,15 @@
 
 #include "peft/methods/sparse_diff.h"
 #include "peft/models/encoder.h"
+#include "peft/models/model.h"
 
 namespace peft {
 
 class DiffStore {
  public:
   // `model` holds the base weights (it must not have another diff applied).
-  explicit DiffStore(SequenceClassifier model) : model_(std::move(model)) {}
+  explicit DiffStore(std::shared_ptr<Model> model) : model_(std::move(model)) {}
+  explicit DiffStore(SequenceClassifier model) : DiffStore(std::shared_ptr<Model>(model.ptr())) {}
 
   // Checks the diff against the base (names, shapes, checksum) now, so activate() cannot fail on it.
   void add(const std::string& task, SparseDiff diff);
@@ -25,12 +27,12 @@ class DiffStore {
   void deactivate();                       // back to the base weights, bit-exactly
   const std::string& active() const { return active_; }  // "" for the base
   std::vector<std::string> tasks() const;
-  SequenceClassifier& model() { return model_; }
+  const std::shared_ptr<Model>& model() { return model_; }
 
  private:
   uint64_t base_checksum_for(const SparseDiff& diff);
 
-  SequenceClassifier model_;
+  std::shared_ptr<Model> model_;
   std::map<std::string, SparseDiff> diffs_;
   std::map<std::string, uint64_t> checksums_;  // of the base, per list of tensor names
   std::string active_;

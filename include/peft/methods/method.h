@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "peft/models/encoder.h"
+#include "peft/models/model.h"
 
 namespace peft {
 
@@ -32,18 +32,22 @@ class Method {
   virtual ~Method() = default;
 
   virtual std::string type() const = 0;         // registry name, e.g. "lora"
+  // The adapter (task) this method belongs to; its modules sit in the sites' banks under it, and a
+  // forward's RowRouting chooses rows by it. "default" for a model that holds one task.
+  const std::string& adapter_name() const { return adapter_; }
+  void set_adapter_name(std::string name) { adapter_ = std::move(name); }
   virtual nlohmann::json config() const = 0;    // the config's JSON (keys as in adapter_config.json)
 
   // Creates the method's modules at the sites it targets. Throws peft::Error when a target matches
   // nothing or a hyper-parameter does not fit the model (e.g. prefix longer than max positions).
-  virtual void attach(SequenceClassifierImpl& model) = 0;
+  virtual void attach(Model& model) = 0;
   // Removes the modules again (the model is then exactly the base model).
-  virtual void detach(SequenceClassifierImpl& model) = 0;
+  virtual void detach(Model& model) = 0;
 
   // Trainable tensors (valid after attach): new method parameters, or base parameters such as
   // biases for BitFit. Saved to and loaded from adapter files under their keys.
   virtual std::vector<MethodTensor> tensors() = 0;
-  // Whether the classifier head is trained and saved with the method (PEFT modules_to_save).
+  // Whether the model's head is trained and saved with the method (PEFT modules_to_save).
   virtual bool trains_head() const { return true; }
   // Key prefix of the head's tensors in adapter files (PEFT prefix tuning uses "base_model.").
   virtual std::string head_key_prefix() const { return kModelKeyPrefix; }
@@ -56,7 +60,7 @@ class Method {
 
   // Called by AdaptedModel::forward before the model runs (diff pruning points the modules'
   // weights at theta + delta here). Calling the model's own forward() directly skips it.
-  virtual void before_forward(SequenceClassifierImpl& model) {}
+  virtual void before_forward(Model& model) {}
 
   // After training: precompute what inference needs and drop training-only parts (prefix MLP).
   virtual void finalize() {}
@@ -69,10 +73,10 @@ class Method {
   // training, an ensemble of routes in evaluation). `forward` runs the whole model once.
   virtual bool runs_model() const { return false; }
   // Default: the task loss of one forward.
-  virtual torch::Tensor training_loss(const std::function<torch::Tensor()>& forward, const EncoderConfig& config,
+  virtual torch::Tensor training_loss(const std::function<torch::Tensor()>& forward, const HeadSpec& head,
                                       const torch::Tensor& labels);
   // Default: one forward.
-  virtual torch::Tensor predict(const std::function<torch::Tensor()>& forward, const EncoderConfig& config);
+  virtual torch::Tensor predict(const std::function<torch::Tensor()>& forward, const HeadSpec& head);
 
   // Called before saving: tensors as they go to disk (prefix tuning saves its MLP's output).
   virtual std::vector<MethodTensor> saved_tensors() { return tensors(); }
@@ -81,6 +85,9 @@ class Method {
 
  protected:
   bool merged_ = false;
+
+ private:
+  std::string adapter_ = "default";
 };
 
 // Copies `value` into `target` (no grad), checking shapes; the error names the key and both shapes
@@ -90,6 +97,10 @@ void copy_checked(const torch::Tensor& target, const torch::Tensor& value, const
 // Helper for methods whose modules hang off sites: key = "base_model.model." + site path + "." + local name.
 void append_module_tensors(std::vector<MethodTensor>& out, const std::string& site_path, torch::nn::Module& module);
 
+// The sublayer sites of `placement` ("attention", "ffn" or "both") in layer order, attention before FFN
+// within a layer (the order modules are created in, so seeded initialisations do not depend on the model).
+std::vector<std::shared_ptr<SublayerSite>> sublayer_sites(const Model& model, const std::string& placement);
+
 // The modules a method has hung off sites (one per site), with what every such method does to them:
 // attach under the method's name, detach them all, list their tensors. Iterates as (site, module) pairs.
 template <typename Site, typename Module>
@@ -97,12 +108,13 @@ class SiteModules {
  public:
   using Entry = std::pair<std::shared_ptr<Site>, std::shared_ptr<Module>>;
 
-  void attach(const std::string& name, const std::shared_ptr<Site>& site, const std::shared_ptr<Module>& module) {
-    site->attach(name, module);
+  void attach(const std::string& adapter, const std::string& type, const std::shared_ptr<Site>& site,
+              const std::shared_ptr<Module>& module) {
+    site->attach(adapter, type, module);
     entries_.emplace_back(site, module);
   }
-  void detach_all(const std::string& name) {
-    for (auto& [site, module] : entries_) site->detach(name);
+  void detach_all(const std::string& adapter, const std::string& type) {
+    for (auto& [site, module] : entries_) site->detach(adapter, type);
     entries_.clear();
   }
   std::vector<MethodTensor> tensors() const {

@@ -48,7 +48,7 @@ struct SparseDiff {
 // 64-bit hash over names, shapes and F32 bytes of `tensors` (in order).
 uint64_t base_checksum(const std::vector<std::pair<std::string, torch::Tensor>>& tensors);
 // The checksum of the model's tensors that `diff` lists (their names must exist, shapes match).
-uint64_t model_checksum(SequenceClassifierImpl& model, const SparseDiff& diff);
+uint64_t model_checksum(Model& model, const SparseDiff& diff);
 
 void write_sparse_diff(const std::string& path, const SparseDiff& diff);  // atomically
 SparseDiff read_sparse_diff(const std::string& path);  // throws naming the file on any damage
@@ -58,9 +58,9 @@ int64_t file_size(const std::string& path);
 // exact original values at the touched entries and the original head). `current_checksum`, when
 // the caller knows it, saves hashing the model. Throws (model untouched) on a name, shape, index or
 // head mismatch, or when diff.base_checksum differs (a diff for another base).
-SparseDiff apply_diff(SequenceClassifierImpl& model, const SparseDiff& diff,
+SparseDiff apply_diff(Model& model, const SparseDiff& diff,
                       std::optional<uint64_t> current_checksum = std::nullopt);
 // Restores what apply_diff changed, bit-exactly (no checksum: the record is the caller's own).
-void revert_diff(SequenceClassifierImpl& model, const SparseDiff& undo);
+void revert_diff(Model& model, const SparseDiff& undo);
 
 }  // namespace peft

@@ -3,11 +3,13 @@
 //
 // A model is written once with plain HF module names. At each place a method may act it calls a site:
 //   LinearSite      every adaptable linear layer (LoRA, IA3, diff pruning, AdaMix-LoRA)
-//   SublayerSite    after the attention and FFN sublayers, before residual + LayerNorm (adapters)
+//   SublayerSite    after the attention and FFN sublayers, before the residual (adapters)
 //   AttentionKVSite keys/values/mask of self-attention (prefix tuning)
 // With nothing attached a site is the identity (a LinearSite is a plain nn.Linear), so the model is exactly HF's.
+// Each site knows its layer and role, so methods find "every layer's FFN output" on any architecture.
+// A site holds a bank of adapters by name; a forward's RowRouting says which rows each adapter sees.
 // Methods are torch modules registered as children of the site, so their parameters get names like
-// "encoder.layer.0.attention.self.query.lora.A" and follow the model across devices.
+// "encoder.layer.0.attention.self.query.lora.lora_A.weight" and follow the model across devices.
 #include <string>
 #include <vector>
 
@@ -15,6 +17,38 @@
 #include <torch/types.h>
 
 namespace peft {
+
+class RowRouting;
+
+// What a site is in its layer, whatever the architecture calls it.
+enum class SiteRole {
+  Query, Key, Value,    // attention projections (GPT-2's fused c_attn is QueryKeyValue)
+  QueryKeyValue,
+  AttentionOutput,      // attention output projection
+  FfnUp, FfnGate, FfnDown,
+  AfterAttention,       // sublayer sites
+  AfterFfn,
+  AttentionKV,          // keys/values of self-attention
+  Pooler, Head, Other   // outside the layers
+};
+const char* site_role_name(SiteRole role);
+
+struct SiteInfo {
+  std::string path;  // full HF module path, e.g. model.layers.0.self_attn.q_proj
+  int64_t layer = -1;  // -1 outside the layers
+  SiteRole role = SiteRole::Other;
+};
+
+// One adapter's module at a site: `adapter` is the task it belongs to ("default" when one task),
+// `name` the registered child name.
+template <typename M>
+struct SiteEntry {
+  std::string adapter, name;
+  std::shared_ptr<M> module;
+};
+
+// The child name a method of `type` gets at a site for `adapter` (the type itself for "default").
+std::string site_child_name(const std::string& adapter, const std::string& type);
 
 // A method acting on one linear layer y = x W^T + b. Each hook defaults to "no change".
 class LinearMethod : public torch::nn::Module {
@@ -26,28 +60,38 @@ class LinearMethod : public torch::nn::Module {
   virtual torch::Tensor transform_input(const torch::Tensor& x) { return x; }
   // Transform of the output given the original input (LoRA adds B A x; IA3 on keys/values scales).
   virtual torch::Tensor transform_output(const torch::Tensor& x, torch::Tensor y) { return y; }
+  // Whether effective_weight/effective_bias/transform_input change anything (then routed rows need
+  // their own matmul instead of a correction of the shared one).
+  virtual bool changes_weight_or_input() const { return false; }
 };
 
 class LinearSite : public torch::nn::Module {
  public:
-  LinearSite(std::string path, int64_t in_features, int64_t out_features, bool bias = true);
+  // `fan_in_fan_out`: the weight is stored (in, out), as GPT-2's Conv1D stores it.
+  LinearSite(SiteInfo info, int64_t in_features, int64_t out_features, bool bias = true, bool fan_in_fan_out = false);
 
-  torch::Tensor forward(const torch::Tensor& x);
-  void attach(const std::string& name, std::shared_ptr<LinearMethod> method);
-  void detach(const std::string& name);
-  const std::vector<std::pair<std::string, std::shared_ptr<LinearMethod>>>& methods() const { return methods_; }
+  torch::Tensor forward(const torch::Tensor& x, RowRouting* routing = nullptr);
+  void attach(const std::string& adapter, const std::string& type, std::shared_ptr<LinearMethod> method);
+  void detach(const std::string& adapter, const std::string& type);
+  const std::vector<SiteEntry<LinearMethod>>& methods() const { return methods_; }
 
-  const std::string& path() const { return path_; }  // HF module path, e.g. encoder.layer.0.attention.self.query
+  const SiteInfo& info() const { return info_; }
+  const std::string& path() const { return info_.path; }
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }
+  bool fan_in_fan_out() const { return fan_in_fan_out_; }
+  // The weight as (out, in), whatever the storage layout (a view for Conv1D storage).
+  torch::Tensor weight_out_in() const { return fan_in_fan_out_ ? weight.t() : weight; }
 
-  torch::Tensor weight;  // (out, in), HF layout
+  torch::Tensor weight;  // (out, in) HF Linear layout, or (in, out) with fan_in_fan_out
   torch::Tensor bias;    // (out) or undefined
 
  private:
-  std::string path_;
+  torch::Tensor base(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
+  SiteInfo info_;
   int64_t in_features_, out_features_;
-  std::vector<std::pair<std::string, std::shared_ptr<LinearMethod>>> methods_;
+  bool fan_in_fan_out_;
+  std::vector<SiteEntry<LinearMethod>> methods_;
 };
 
 // A method acting on a sublayer's output h given its input x (sequential adapters use h, parallel ones x).
@@ -58,45 +102,53 @@ class SublayerMethod : public torch::nn::Module {
 
 class SublayerSite : public torch::nn::Module {
  public:
-  explicit SublayerSite(std::string path) : path_(std::move(path)) {}
+  explicit SublayerSite(SiteInfo info) : info_(std::move(info)) {}
   // Methods run in attachment order, each seeing the previous one's output as h.
-  torch::Tensor forward(const torch::Tensor& x, torch::Tensor h);
-  void attach(const std::string& name, std::shared_ptr<SublayerMethod> method);
-  void detach(const std::string& name);
-  const std::string& path() const { return path_; }
+  torch::Tensor forward(const torch::Tensor& x, torch::Tensor h, RowRouting* routing = nullptr);
+  void attach(const std::string& adapter, const std::string& type, std::shared_ptr<SublayerMethod> method);
+  void detach(const std::string& adapter, const std::string& type);
+  const SiteInfo& info() const { return info_; }
+  const std::string& path() const { return info_.path; }
   bool empty() const { return methods_.empty(); }
 
  private:
-  std::string path_;
-  std::vector<std::pair<std::string, std::shared_ptr<SublayerMethod>>> methods_;
+  SiteInfo info_;
+  std::vector<SiteEntry<SublayerMethod>> methods_;
 };
 
-// Keys and values of one attention layer, shaped (batch, heads, tokens, head_dim), and the additive
-// attention mask (batch, 1, 1, tokens); a method may extend all three along the token axis.
-// The model passes an undefined mask when nothing is padded; the site fills in zeros before any method runs.
+// Keys and values of one attention layer, shaped (batch, kv heads, tokens, head_dim), and the additive
+// attention mask, (batch, 1, 1, tokens) or (batch, 1, queries, tokens); a method may extend all three
+// along the token axis. The model passes an undefined mask when nothing is masked; the site fills in
+// zeros before any method runs.
 struct AttentionKV {
   torch::Tensor key, value, mask;
 };
 
 class AttentionKVMethod : public torch::nn::Module {
  public:
+  // Methods only prepend tokens (the site masks them for rows routed elsewhere).
   virtual void apply(int64_t layer_index, AttentionKV& kv) = 0;
+  // Tokens this method puts in front of the input (prefix tuning: its virtual tokens), which shift
+  // the input's position ids as past tokens do.
+  virtual int64_t virtual_tokens() const { return 0; }
 };
 
 class AttentionKVSite : public torch::nn::Module {
  public:
-  AttentionKVSite(std::string path, int64_t layer_index) : path_(std::move(path)), layer_index_(layer_index) {}
-  void forward(AttentionKV& kv);
+  explicit AttentionKVSite(SiteInfo info) : info_(std::move(info)) {}
+  void forward(AttentionKV& kv, RowRouting* routing = nullptr);
   // The method is usually shared by all layers (one prefix table), so it is held, not registered.
-  void attach(const std::string& name, std::shared_ptr<AttentionKVMethod> method);
-  void detach(const std::string& name);
-  const std::string& path() const { return path_; }
-  int64_t layer_index() const { return layer_index_; }
+  void attach(const std::string& adapter, const std::string& type, std::shared_ptr<AttentionKVMethod> method);
+  void detach(const std::string& adapter, const std::string& type);
+  const SiteInfo& info() const { return info_; }
+  const std::string& path() const { return info_.path; }
+  int64_t layer_index() const { return info_.layer; }
+  bool empty() const { return methods_.empty(); }
+  int64_t virtual_tokens() const;  // the sum over the attached methods
 
  private:
-  std::string path_;
-  int64_t layer_index_;
-  std::vector<std::pair<std::string, std::shared_ptr<AttentionKVMethod>>> methods_;
+  SiteInfo info_;
+  std::vector<SiteEntry<AttentionKVMethod>> methods_;
 };
 
 }  // namespace peft

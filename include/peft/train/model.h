@@ -9,28 +9,29 @@
 #include <nlohmann/json.hpp>
 
 #include "peft/models/encoder.h"
+#include "peft/models/model.h"
 #include "peft/train/optimizer.h"
 
 namespace peft::train {
 
 struct TrainableModel {
-  std::function<torch::Tensor(const EncoderInput&)> forward;  // logits (batch, num_labels)
+  std::function<torch::Tensor(const ModelInput&)> forward;  // logits (batch, num_labels)
   std::function<void(bool)> set_training;                     // dropout on/off
   std::vector<NamedTensor> tensors;                           // trained, checkpointed (unique names)
   std::function<void(const std::string& dir)> save_task;      // writes the task folder; may be empty
-  EncoderConfig config;                                       // for the loss (regression or not)
+  HeadSpec head;                                               // the task loss, and regression or not
   // Training loss of one micro-batch; empty: the task loss of forward() (cross-entropy or MSE).
   // Methods with a loss of their own set it (diff pruning adds its L0 penalty, AdaMix its
   // consistency term between two routes).
-  std::function<torch::Tensor(const EncoderInput&, const torch::Tensor& labels)> loss;
+  std::function<torch::Tensor(const ModelInput&, const torch::Tensor& labels)> loss;
   // Called after each optimizer step with the step number (e.g. to re-apply a fixed mask).
   std::function<void(int64_t step)> after_step;
   // Extra fields for the train lines of metrics.jsonl (diff pruning's expected L0).
   std::function<nlohmann::json()> log_values;
 };
 
-// A plain SequenceClassifier where the tensors whose names start with one of `prefixes` train
+// A plain model where the tensors whose names start with one of `prefixes` train
 // (e.g. {"classifier."} for the head only, {""} for full fine-tuning). Others are frozen.
-TrainableModel trainable_classifier(SequenceClassifier model, const std::vector<std::string>& prefixes);
+TrainableModel trainable_base_model(std::shared_ptr<Model> model, const std::vector<std::string>& prefixes);
 
 }  // namespace peft::train

@@ -1,0 +1,67 @@
+#pragma once
+// State that belongs to one forward pass, not to the model: the KV cache of a generation, and which
+// rows of the batch use which adapter. Keeping it out of the model lets one frozen base serve batches
+// that mix tasks, from several threads.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace peft {
+
+// Keys and values of every layer for a batch being generated, preallocated to `capacity` tokens so
+// that decoding never reallocates. Prefix tuning's virtual tokens sit at the front like past tokens.
+class KVCache {
+ public:
+  KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t capacity, int64_t head_dim,
+          torch::TensorOptions options);
+
+  int64_t length() const { return length_; }  // tokens cached, in every layer
+  int64_t capacity() const { return capacity_; }
+  int64_t batch() const { return batch_; }
+  // Writes this pass's keys/values (batch, kv_heads, n, head_dim) of `layer` after the cached ones and
+  // returns views of all of them. Every layer appends the same n; commit(n) then advances length().
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t layer, const torch::Tensor& key, const torch::Tensor& value);
+  // Which cached positions are real (1) or padding (0): (batch, length()).
+  torch::Tensor key_mask() const { return key_mask_.narrow(1, 0, length_); }
+  // Ends a pass that appended n positions whose padding mask is `mask` (batch, n).
+  void commit(const torch::Tensor& mask);
+  // Keeps only `rows` of the batch (finished sequences leave a batched generation).
+  void select_rows(const torch::Tensor& rows);
+
+ private:
+  std::vector<torch::Tensor> keys_, values_;
+  torch::Tensor key_mask_;
+  int64_t length_ = 0, capacity_, batch_;
+};
+
+// Which batch rows each adapter applies to. Empty (the default): every attached adapter applies to
+// every row, as in training one task. Once any adapter is assigned, adapters with no rows apply to none.
+class RowRouting {
+ public:
+  void assign(const std::string& adapter, std::vector<int64_t> rows);
+  bool active() const { return !rows_.empty(); }
+  // Index along dim 0 of a site's input for `adapter`: batch rows, or token indices when the model runs
+  // packed (token_rows set). Undefined when the adapter applies to no row.
+  const torch::Tensor& index(const std::string& adapter, const torch::Device& device);
+  // Batch rows of `adapter` (undefined: none), for sites that always see the (batch, ...) grid.
+  const torch::Tensor& batch_rows(const std::string& adapter, const torch::Device& device);
+  // Packed layouts: the batch row of every packed token (n). Undefined: inputs are (batch, tokens, ...).
+  void set_token_rows(torch::Tensor token_rows);
+
+ private:
+  std::map<std::string, std::vector<int64_t>> rows_;
+  std::map<std::string, torch::Tensor> batch_index_, token_index_;
+  torch::Tensor token_rows_;
+};
+
+struct ForwardContext {
+  KVCache* cache = nullptr;  // set during generation
+  RowRouting routing;
+  // LM heads: compute logits for the last position only (generation needs no more).
+  bool last_position_only = false;
+};
+
+}  // namespace peft
