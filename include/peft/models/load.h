@@ -30,6 +30,13 @@ void init_encoder_weights(torch::nn::Module& module, const EncoderConfig& config
 EncoderConfig load_config_for(const std::string& model, const LoadOptions& options = {});
 SequenceClassifier load_sequence_classifier(const std::string& model, const LoadOptions& options = {},
                                             LoadReport* report = nullptr);
+// Decoders (GPT-2, LLaMA family) from an HF folder or a GGUF file / packaged GGUF model name.
+class CausalLM;
+std::shared_ptr<CausalLM> load_causal_lm(const std::string& model, const LoadOptions& options = {},
+                                         LoadReport* report = nullptr);
+// Whether `model` names a decoder (a GGUF file, or a folder whose config.json has a decoder model_type).
+bool is_decoder_model(const std::string& model);
+
 EncoderModel load_encoder_model(const std::string& model, const LoadOptions& options = {},
                                 LoadReport* report = nullptr);
 
