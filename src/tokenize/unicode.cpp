@@ -76,6 +76,25 @@ uint8_t char_class(char32_t cp) {
   return (r != nullptr && cp <= r->hi) ? r->flags : 0;
 }
 
+uint8_t regex_class_slow(char32_t cp) {
+  const ClassRange* r = find_range(kRegexClassRanges, kRegexClassRangeCount, cp);
+  return (r != nullptr && cp <= r->hi) ? r->flags : 0;
+}
+
+size_t invalid_utf8_offset(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    if (static_cast<unsigned char>(text[pos]) < 0x80) {
+      ++pos;
+      continue;
+    }
+    const size_t start = pos;
+    // decode_utf8 yields U+FFFD for ill-formed input; tell it from a literal U+FFFD.
+    if (decode_utf8(text, pos) == kReplacement && text.substr(start, pos - start) != "\xEF\xBF\xBD")
+      return start;
+  }
+  return std::string_view::npos;
+}
+
 uint8_t combining_class(char32_t cp) {
   if (cp < 0x300) return 0;
   const CccRange* r = find_range(kCccRanges, kCccRangeCount, cp);

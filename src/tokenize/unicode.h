@@ -21,6 +21,12 @@ void append_utf8(std::string& out, char32_t cp);
 uint8_t char_class(char32_t cp);
 inline bool has(char32_t cp, ClassFlag flag) { return (char_class(cp) & flag) != 0; }
 uint8_t combining_class(char32_t cp);
+// RegexFlag bits of cp.
+uint8_t regex_class_slow(char32_t cp);  // cp >= 128
+inline uint8_t regex_class(char32_t cp) { return cp < 128 ? kAsciiRegexClasses[cp] : regex_class_slow(cp); }
+
+// Offset of the first byte of text that is not part of well-formed UTF-8, or npos.
+size_t invalid_utf8_offset(std::string_view text);
 
 // Appends the full canonical decomposition of cp (cp itself when it has none).
 void append_nfd(std::vector<char32_t>& out, char32_t cp);

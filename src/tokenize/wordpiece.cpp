@@ -2,6 +2,7 @@
 
 #include "peft/error.h"
 #include "tokenize/bert_pre_tokenizer.h"
+#include "tokenize/decode_text.h"
 
 namespace peft::tok {
 
@@ -93,6 +94,33 @@ Encoding WordPieceTokenizer::encode(std::string_view text, std::optional<std::st
   return e;
 }
 
+std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  std::vector<const AddedToken*> added_by_id(impl_->tokens_by_id.size(), nullptr);
+  for (const AddedToken& t : impl_->added.tokens()) added_by_id[t.id] = &t;
+  std::string text, piece;
+  bool first = true;
+  for (int64_t id : ids) {
+    const std::string* token = impl_->token(id);
+    if (token == nullptr) continue;
+    if (skip_special_tokens && added_by_id[id] != nullptr && added_by_id[id]->special) continue;
+    const std::optional<std::string>& prefix = impl_->decoder_prefix;
+    if (!prefix) {
+      if (!first) text += ' ';
+      text += *token;
+      first = false;
+      continue;
+    }
+    piece.clear();
+    if (!first && token->compare(0, prefix->size(), *prefix) == 0) piece.append(*token, prefix->size());
+    else piece.append(first ? "" : " ").append(*token);
+    if (impl_->decoder_cleanup) wordpiece_cleanup(piece);
+    text += piece;
+    first = false;
+  }
+  if (impl_->clean_up_tokenization_spaces) clean_up_tokenization(text);
+  return text;
+}
+
 std::optional<int64_t> WordPieceTokenizer::token_to_id(std::string_view token) const {
   return impl_->find(token);
 }
@@ -110,6 +138,8 @@ size_t WordPieceTokenizer::vocab_size() const {
   return n;
 }
 
+std::optional<int64_t> WordPieceTokenizer::bos_id() const { return impl_->bos; }
+std::optional<int64_t> WordPieceTokenizer::eos_id() const { return impl_->eos; }
 std::optional<int64_t> WordPieceTokenizer::pad_id() const { return impl_->pad; }
 std::optional<int64_t> WordPieceTokenizer::cls_id() const { return impl_->cls; }
 std::optional<int64_t> WordPieceTokenizer::sep_id() const { return impl_->sep; }

@@ -31,8 +31,13 @@ struct WordPieceTokenizer::Impl {
   WordPieceModel model;
   AddedVocab added;
   TemplateProcessor processor;
-  std::optional<int64_t> pad, cls, sep, mask;
+  std::optional<int64_t> pad, cls, sep, mask, bos, eos;
   std::optional<size_t> model_max_length;
+  // The decoder: "##"-style prefix of continuation pieces (none: tokens joined by spaces, as
+  // `tokenizers` does without a decoder) and its per-token cleanup; then transformers' clean-up.
+  std::optional<std::string> decoder_prefix = "##";
+  bool decoder_cleanup = true;
+  bool clean_up_tokenization_spaces = true;
   std::vector<const std::string*> tokens_by_id;  // added tokens over the model vocabulary
 };
 

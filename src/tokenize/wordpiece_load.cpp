@@ -1,12 +1,20 @@
 // Building a WordPieceTokenizer from vocab.txt or from a `tokenizers` tokenizer.json.
 #include "peft/error.h"
 #include "tokenize/files.h"
+#include "tokenize/tokenizer_json.h"
 #include "tokenize/wordpiece_impl.h"
 
 namespace peft::tok {
 namespace {
 
 using nlohmann::json;
+// Declarations, not a using-directive: unity builds share this anonymous namespace across files.
+using tokenizer_json::get_or;
+using tokenizer_json::member;
+using tokenizer_json::parse_added_tokens;
+using tokenizer_json::parse_template_processing;
+using tokenizer_json::processing_token_id;
+using tokenizer_json::type_of;
 
 // Lines as Python's text mode reads them: \n, \r\n and \r all end a line.
 std::vector<std::string> split_lines(const std::string& text) {
@@ -22,37 +30,29 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-void finish_specials(WordPieceTokenizer::Impl& impl, const std::string& cls, const std::string& sep,
-                     const std::string& pad, const std::string& mask) {
-  impl.cls = impl.find(cls);
-  impl.sep = impl.find(sep);
-  impl.pad = impl.find(pad);
-  impl.mask = impl.find(mask);
+template <typename Options>
+void finish_specials(WordPieceTokenizer::Impl& impl, const Options& o) {
+  impl.cls = impl.find(o.cls_token);
+  impl.sep = impl.find(o.sep_token);
+  impl.pad = impl.find(o.pad_token);
+  impl.mask = impl.find(o.mask_token);
+  if (o.bos_token) impl.bos = impl.find(*o.bos_token);
+  if (o.eos_token) impl.eos = impl.find(*o.eos_token);
+  impl.clean_up_tokenization_spaces = o.clean_up_tokenization_spaces;
 }
 
-const json& member(const json& j, const char* key) {
-  static const json null;
-  if (!j.is_object()) return null;
-  auto it = j.find(key);
-  return it == j.end() ? null : *it;
-}
-
-// json helpers that name the file and the key on type errors.
-template <typename T>
-T get_or(const json& j, const char* key, T fallback, const std::string& path) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  try {
-    return it->get<T>();
-  } catch (const json::exception&) {
-    fail("{}: '{}' has the wrong type ({})", path, key, it->type_name());
+// The decoder: WordPiece (prefix, cleanup) or none.
+void parse_wordpiece_decoder(const json& j, const std::string& path, WordPieceTokenizer::Impl& impl) {
+  if (j.is_null()) {
+    impl.decoder_prefix.reset();
+    impl.decoder_cleanup = false;
+    return;
   }
-}
-
-std::string type_of(const json& j, const std::string& path, const char* what) {
-  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
-    fail("{}: {} has no 'type'", path, what);
-  return j["type"].get<std::string>();
+  const std::string type = type_of(j, path, "decoder");
+  if (type != "WordPiece")
+    fail("{}: unsupported decoder type '{}' (WordPiece supports the WordPiece decoder or none)", path, type);
+  impl.decoder_prefix = get_or<std::string>(j, "prefix", "##", path);
+  impl.decoder_cleanup = get_or(j, "cleanup", true, path);
 }
 
 BertNormalizer parse_normalizer(const json& j, const std::string& path,
@@ -83,71 +83,15 @@ bool parse_pre_tokenizer(const json& j, const std::string& path) {
   return true;
 }
 
-// ["[SEP]", 102] as BertProcessing stores its tokens.
-int64_t processing_token_id(const json& j, const char* key, const std::string& path) {
-  const json& t = member(j, key);
-  if (!t.is_array() || t.size() != 2 || !t[1].is_number_integer())
-    fail("{}: post_processor '{}' must be [token, id]", path, key);
-  return t[1].get<int64_t>();
-}
-
-std::vector<TemplatePiece> parse_template(const json& items, const json& specials, const std::string& path) {
-  std::vector<TemplatePiece> pieces;
-  if (!items.is_array()) fail("{}: TemplateProcessing template is not a list", path);
-  for (const json& item : items) {
-    if (item.contains("Sequence")) {
-      const json& s = item["Sequence"];
-      const std::string id = get_or<std::string>(s, "id", "A", path);
-      if (id != "A" && id != "B") fail("{}: unknown template sequence '{}'", path, id);
-      pieces.push_back({id == "A" ? TemplatePiece::SequenceA : TemplatePiece::SequenceB, {},
-                        get_or<int64_t>(s, "type_id", 0, path)});
-    } else if (item.contains("SpecialToken")) {
-      const json& s = item["SpecialToken"];
-      const std::string name = get_or<std::string>(s, "id", "", path);
-      if (!specials.is_object() || !specials.contains(name))
-        fail("{}: template special token '{}' is not in special_tokens", path, name);
-      pieces.push_back({TemplatePiece::Special, get_or<std::vector<int64_t>>(specials[name], "ids", {}, path),
-                        get_or<int64_t>(s, "type_id", 0, path)});
-    } else {
-      fail("{}: unknown TemplateProcessing item {}", path, item.dump());
-    }
-  }
-  return pieces;
-}
-
 TemplateProcessor parse_post_processor(const json& j, const std::string& path) {
   if (j.is_null()) return TemplateProcessor();
   const std::string type = type_of(j, path, "post_processor");
   if (type == "BertProcessing")
     return TemplateProcessor::bert(processing_token_id(j, "cls", path), processing_token_id(j, "sep", path));
-  if (type == "TemplateProcessing") {
-    const json specials = j.value("special_tokens", json::object());
-    return TemplateProcessor(parse_template(member(j, "single"), specials, path),
-                             parse_template(member(j, "pair"), specials, path));
-  }
+  if (type == "TemplateProcessing") return parse_template_processing(j, path);
   fail("{}: unsupported post_processor type '{}' (WordPiece supports TemplateProcessing, "
        "BertProcessing or none)",
        path, type);
-}
-
-std::vector<AddedToken> parse_added_tokens(const json& j, const std::string& path) {
-  std::vector<AddedToken> tokens;
-  if (j.is_null()) return tokens;
-  if (!j.is_array()) fail("{}: added_tokens is not a list", path);
-  for (const json& t : j) {
-    AddedToken a;
-    a.content = get_or<std::string>(t, "content", "", path);
-    a.id = get_or<int64_t>(t, "id", -1, path);
-    if (a.content.empty() || a.id < 0) fail("{}: added token without content or id: {}", path, t.dump());
-    a.special = get_or(t, "special", false, path);
-    a.normalized = get_or(t, "normalized", !a.special, path);
-    a.lstrip = get_or(t, "lstrip", false, path);
-    a.rstrip = get_or(t, "rstrip", false, path);
-    if (get_or(t, "single_word", false, path))
-      fail("{}: added token '{}' has single_word=true, which is not supported", path, a.content);
-    tokens.push_back(std::move(a));
-  }
-  return tokens;
 }
 
 }  // namespace
@@ -180,7 +124,8 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_vocab_file(const st
       BertNormalizer(n), true,
       WordPieceModel(std::move(vocab), unk, options.continuing_subword_prefix, options.max_input_chars_per_word),
       std::move(added), TemplateProcessor::bert(cls, sep));
-  finish_specials(*impl, options.cls_token, options.sep_token, options.pad_token, options.mask_token);
+  finish_specials(*impl, options);
+  impl->decoder_prefix = options.continuing_subword_prefix;
   impl->model_max_length = options.model_max_length;
   return WordPieceTokenizer::Impl::make(std::move(impl));
 }
@@ -218,7 +163,8 @@ std::unique_ptr<WordPieceTokenizer> wordpiece_from_json(const nlohmann::json& j,
                      get_or<size_t>(model, "max_input_chars_per_word", 100, path)),
       parse_added_tokens(member(j, "added_tokens"), path),
       parse_post_processor(member(j, "post_processor"), path));
-  finish_specials(*impl, options.cls_token, options.sep_token, options.pad_token, options.mask_token);
+  finish_specials(*impl, options);
+  parse_wordpiece_decoder(member(j, "decoder"), path, *impl);
   impl->model_max_length = options.model_max_length;
   return WordPieceTokenizer::Impl::make(std::move(impl));
 }

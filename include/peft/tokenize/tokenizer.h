@@ -69,6 +69,13 @@ class Tokenizer {
   virtual std::string id_to_token(int64_t id) const = 0;  // Error when the id is unknown
   virtual size_t vocab_size() const = 0;
 
+  // ids -> text, as transformers' decode(ids, skip_special_tokens) (with the tokenizer's own
+  // clean_up_tokenization_spaces). skip_special_tokens drops the special added tokens; ids that
+  // name no token are skipped, as in `tokenizers`.
+  virtual std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const = 0;
+
+  virtual std::optional<int64_t> bos_id() const = 0;  // beginning / end of sequence, if the model has them
+  virtual std::optional<int64_t> eos_id() const = 0;
   virtual std::optional<int64_t> pad_id() const = 0;
   virtual std::optional<int64_t> cls_id() const = 0;
   virtual std::optional<int64_t> sep_id() const = 0;
@@ -84,8 +91,10 @@ class Tokenizer {
   void pad_to(Encoding& encoding, size_t length) const;
 };
 
-// Loads the tokenizer of a model folder: tokenizer.json when present, else vocab.txt (+
-// tokenizer_config.json). Throws peft::Error naming the file that is missing or unsupported.
+// Loads the tokenizer of a model (or tokenizer-only) folder: tokenizer.json when present (WordPiece
+// or BPE model), else vocab.json + merges.txt or encoder.json + vocab.bpe (byte-level BPE: GPT-2,
+// RoBERTa), else vocab.txt (WordPiece); tokenizer_config.json and special_tokens_map.json add
+// special token names and limits. Throws peft::Error naming the file that is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 }  // namespace peft::tok

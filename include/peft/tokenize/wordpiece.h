@@ -20,6 +20,8 @@ struct WordPieceOptions {
   std::string sep_token = "[SEP]";
   std::string pad_token = "[PAD]";
   std::string mask_token = "[MASK]";
+  std::optional<std::string> bos_token, eos_token;  // BERT has none
+  bool clean_up_tokenization_spaces = true;         // transformers' BERT default, used by decode()
   std::string continuing_subword_prefix = "##";
   size_t max_input_chars_per_word = 100;
   std::optional<size_t> model_max_length;
@@ -32,6 +34,8 @@ struct TokenizerJsonOptions {
   std::string sep_token = "[SEP]";
   std::string pad_token = "[PAD]";
   std::string mask_token = "[MASK]";
+  std::optional<std::string> bos_token, eos_token;
+  bool clean_up_tokenization_spaces = true;
   // BERT-family fast tokenizers (BertTokenizerFast, DistilBertTokenizerFast, ...) rebuild the
   // BertNormalizer from their own arguments (do_lower_case, strip_accents,
   // tokenize_chinese_chars; defaults true, unset, true) when these differ from tokenizer.json's.
@@ -51,7 +55,7 @@ class WordPieceTokenizer final : public Tokenizer {
                                                              const WordPieceOptions& options = {});
   // A `tokenizers` tokenizer.json with a WordPiece model, BertNormalizer (or none),
   // BertPreTokenizer (or none) and TemplateProcessing/BertProcessing (or none). Its stored
-  // truncation and padding are ignored, as transformers does unless asked.
+  // truncation and padding are ignored, as transformers does unless asked. decoder: WordPiece or none.
   static std::unique_ptr<WordPieceTokenizer> from_tokenizer_json(
       const std::string& json_path, const TokenizerJsonOptions& options = {});
 
@@ -63,9 +67,15 @@ class WordPieceTokenizer final : public Tokenizer {
   // The ids of text without special tokens (the fast path for callers that add their own).
   void encode_ids(std::string_view text, std::vector<int64_t>& ids) const;
 
+  // `tokenizers`' WordPiece decoder ("##" pieces joined to the previous token, others after a
+  // space, its per-token cleanup), then transformers' clean_up_tokenization when enabled.
+  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const override;
+
   std::optional<int64_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int64_t id) const override;
   size_t vocab_size() const override;
+  std::optional<int64_t> bos_id() const override;
+  std::optional<int64_t> eos_id() const override;
   std::optional<int64_t> pad_id() const override;
   std::optional<int64_t> cls_id() const override;
   std::optional<int64_t> sep_id() const override;
