@@ -38,7 +38,7 @@ inline std::map<std::string, torch::Tensor> read_tensors(const std::filesystem::
 }
 
 // The batch the encoder parity fixtures use (3 rows, padding, token types for BERT).
-inline EncoderInput tiny_input(const std::string& model = "tiny-bert") {
+inline ModelInput tiny_input(const std::string& model = "tiny-bert") {
   auto t = read_tensors(fixtures_dir() / "encoder" / (model + ".expected.safetensors"));
   return {t["input_ids"], t["attention_mask"], t.count("token_type_ids") ? t["token_type_ids"] : torch::Tensor()};
 }

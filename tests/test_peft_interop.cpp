@@ -37,7 +37,7 @@ std::string script() { return (peft::test::source_dir() / "scripts" / "fixtures"
 int run(const std::string& command) { return std::system((command + " > /dev/null 2>&1").c_str()); }
 
 // Inputs + logits next to an adapter / model written here, for the Python side to compare against.
-void write_expected(const fs::path& file, const peft::EncoderInput& in, const torch::Tensor& logits) {
+void write_expected(const fs::path& file, const peft::ModelInput& in, const torch::Tensor& logits) {
   std::vector<std::pair<std::string, torch::Tensor>> t = {
       {"input_ids", in.input_ids}, {"attention_mask", in.attention_mask}, {"logits", logits.detach()}};
   if (in.token_type_ids.defined()) t.emplace_back("token_type_ids", in.token_type_ids);
@@ -54,7 +54,7 @@ TEST_P(PeftSavedAdapter, LoadsWithPeftsLogits) {
   auto expected = peft::test::read_tensors(dir.string() + ".expected.safetensors");
   auto m = adapted("", GetParam().base);
   peft::load_adapter(m, dir.string());
-  peft::EncoderInput in{expected["input_ids"], expected["attention_mask"],
+  peft::ModelInput in{expected["input_ids"], expected["attention_mask"],
                         expected.count("token_type_ids") ? expected["token_type_ids"] : torch::Tensor()};
   EXPECT_LT(max_diff(m.forward(in), expected["logits"]), 1e-5);
   if (m.mergeable()) {  // and the merged model gives the same logits
