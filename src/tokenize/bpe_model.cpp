@@ -29,9 +29,8 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
     std::vector<int32_t>& out = byte_symbols_[byte];
     if (auto id = vocab_.find(symbol)) {
       out.push_back(static_cast<int32_t>(*id));
-      continue;
-    }
-    if (options_.byte_fallback) {  // the bytes of the symbol's UTF-8, as `tokenizers` does
+      byte_known_[byte] = true;
+    } else if (options_.byte_fallback) {  // the bytes of the symbol's UTF-8, as `tokenizers` does
       for (unsigned char b : symbol) {
         auto id = vocab_.find(fmt::format("<0x{:02X}>", b));
         if (!id) {
@@ -40,11 +39,6 @@ BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::st
         }
         out.push_back(static_cast<int32_t>(*id));
       }
-      if (!out.empty()) continue;
-    }
-    if (options_.unk_id) {
-      out.push_back(static_cast<int32_t>(*options_.unk_id));
-      byte_is_unk_[byte] = true;
     }
   }
 }
@@ -54,7 +48,7 @@ BpeModel::BpeModel(BpeModel&& other) noexcept
       options_(other.options_),
       merges_(std::move(other.merges_)),
       byte_symbols_(std::move(other.byte_symbols_)),
-      byte_is_unk_(other.byte_is_unk_),
+      byte_known_(other.byte_known_),
       cache_(std::move(other.cache_)) {}
 
 void BpeModel::tokenize_word(std::string_view word, std::vector<int64_t>& ids) const {
@@ -94,16 +88,27 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
   };
   thread_local std::vector<Symbol> symbols;
   symbols.clear();
-  bool last_unk = false;
+  const auto add = [&](int32_t id) {
+    const auto i = static_cast<int32_t>(symbols.size());
+    symbols.push_back({id, i - 1, i + 1, true});
+  };
+  // `tokenizers`' order: an unknown symbol waits (fused with the next unknown ones when fuse_unk)
+  // until a known symbol follows; byte-fallback symbols do not make it wait less.
+  bool unk_pending = false;
   for (char c : word) {
     const auto b = static_cast<unsigned char>(c);
-    if (byte_is_unk_[b] && options_.fuse_unk && last_unk) continue;  // fused into the previous unk
-    last_unk = byte_is_unk_[b];
-    for (int32_t id : byte_symbols_[b]) {
-      const auto i = static_cast<int32_t>(symbols.size());
-      symbols.push_back({id, i - 1, i + 1, true});
+    if (byte_known_[b]) {
+      if (unk_pending) add(static_cast<int32_t>(*options_.unk_id));
+      unk_pending = false;
+      add(byte_symbols_[b][0]);
+    } else if (!byte_symbols_[b].empty()) {
+      for (int32_t id : byte_symbols_[b]) add(id);
+    } else if (options_.unk_id) {
+      if (unk_pending && !options_.fuse_unk) add(static_cast<int32_t>(*options_.unk_id));
+      unk_pending = true;
     }
   }
+  if (unk_pending) add(static_cast<int32_t>(*options_.unk_id));
   if (symbols.empty()) return;
   symbols.back().next = -1;
 

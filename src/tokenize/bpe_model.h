@@ -52,10 +52,10 @@ class BpeModel {
   Vocab vocab_;
   BpeModelOptions options_;
   std::unordered_map<uint64_t, Merge> merges_;
-  // The initial symbols of each byte: its alphabet character's id, else its byte-fallback ids,
-  // else unk (byte_is_unk) or nothing.
+  // The initial symbols of each byte: its alphabet character's id, else its byte-fallback ids;
+  // none (empty) means unknown.
   std::array<std::vector<int32_t>, 256> byte_symbols_;
-  std::array<bool, 256> byte_is_unk_{};
+  std::array<bool, 256> byte_known_{};  // the alphabet character itself is in the vocabulary
 
   // Words seen recently (short ones only), shared by all threads.
   static constexpr size_t kCacheCapacity = 20000, kCacheMaxWord = 64;

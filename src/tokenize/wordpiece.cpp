@@ -95,31 +95,37 @@ Encoding WordPieceTokenizer::encode(std::string_view text, std::optional<std::st
 }
 
 std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
-  std::vector<const AddedToken*> added_by_id(impl_->tokens_by_id.size(), nullptr);
-  for (const AddedToken& t : impl_->added.tokens()) added_by_id[t.id] = &t;
-  std::string text, piece;
-  bool first = true;
-  for (int64_t id : ids) {
-    const std::string* token = impl_->token(id);
-    if (token == nullptr) continue;
-    if (skip_special_tokens && added_by_id[id] != nullptr && added_by_id[id]->special) continue;
-    const std::optional<std::string>& prefix = impl_->decoder_prefix;
-    if (!prefix) {
-      if (!first) text += ' ';
-      text += *token;
-      first = false;
-      continue;
-    }
-    piece.clear();
-    if (!first && token->compare(0, prefix->size(), *prefix) == 0) piece.append(*token, prefix->size());
-    else piece.append(first ? "" : " ").append(*token);
-    if (impl_->decoder_cleanup) wordpiece_cleanup(piece);
-    text += piece;
-    first = false;
-  }
+  std::string text;
+  size_t kept = 0;
+  for (int64_t id : ids)
+    if (decode_piece(id, kept, skip_special_tokens, text)) ++kept;
   if (impl_->clean_up_tokenization_spaces) clean_up_tokenization(text);
   return text;
 }
+
+bool WordPieceTokenizer::decode_piece(int64_t id, size_t kept_before, bool skip_special_tokens,
+                                      std::string& out) const {
+  const std::string* token = impl_->token(id);
+  if (token == nullptr) return false;
+  if (skip_special_tokens) {
+    for (const AddedToken& t : impl_->added.tokens())
+      if (t.id == id && t.special) return false;
+  }
+  const bool first = kept_before == 0;
+  const std::optional<std::string>& prefix = impl_->decoder_prefix;
+  if (!prefix) {  // no decoder: `tokenizers` joins the tokens with spaces
+    out.append(first ? "" : " ").append(*token);
+    return true;
+  }
+  std::string piece;
+  if (!first && token->compare(0, prefix->size(), *prefix) == 0) piece.append(*token, prefix->size());
+  else piece.append(first ? "" : " ").append(*token);
+  if (impl_->decoder_cleanup) wordpiece_cleanup(piece);
+  out += piece;
+  return true;
+}
+
+bool WordPieceTokenizer::decode_cleans_up() const { return impl_->clean_up_tokenization_spaces; }
 
 std::optional<int64_t> WordPieceTokenizer::token_to_id(std::string_view token) const {
   return impl_->find(token);

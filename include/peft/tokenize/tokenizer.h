@@ -73,6 +73,11 @@ class Tokenizer {
   // clean_up_tokenization_spaces). skip_special_tokens drops the special added tokens; ids that
   // name no token are skipped, as in `tokenizers`.
   virtual std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const = 0;
+  // decode() one id at a time, for StreamingDecoder: appends the raw bytes id adds to the text
+  // before the final clean-up, given how many ids were kept before it; false when the id is
+  // dropped (unknown, or special with skip_special_tokens).
+  virtual bool decode_piece(int64_t id, size_t kept_before, bool skip_special_tokens, std::string& out) const = 0;
+  virtual bool decode_cleans_up() const = 0;  // whether decode() applies clean_up_tokenization
 
   virtual std::optional<int64_t> bos_id() const = 0;  // beginning / end of sequence, if the model has them
   virtual std::optional<int64_t> eos_id() const = 0;
@@ -89,6 +94,27 @@ class Tokenizer {
   // batch (nullopt: no padding), and right padding up to it with the pad token.
   std::optional<size_t> padding_length(const EncodeOptions& options, size_t longest) const;
   void pad_to(Encoding& encoding, size_t length) const;
+};
+
+// Incremental decode() for generation: push(id) returns the text that id completes, never half
+// a UTF-8 character (and, when the tokenizer cleans up spaces, nothing the clean-up might still
+// change); flush() returns the rest, an unfinished character as U+FFFD. push()es then flush()
+// joined equal decode(ids) (see docs/tokenizer.md for the one exception). Holds a reference to
+// the tokenizer.
+class StreamingDecoder {
+ public:
+  explicit StreamingDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
+  std::string push(int64_t id);
+  std::string flush();
+  void reset();  // forget everything: the next id is decoded as the first one
+
+ private:
+  std::string take(size_t end);
+
+  const Tokenizer& tokenizer_;
+  bool skip_special_tokens_;
+  size_t kept_ = 0;      // ids kept since the start
+  std::string pending_;  // raw bytes not yet returned
 };
 
 // Loads the tokenizer of a model (or tokenizer-only) folder: tokenizer.json when present (WordPiece

@@ -70,6 +70,8 @@ class WordPieceTokenizer final : public Tokenizer {
   // `tokenizers`' WordPiece decoder ("##" pieces joined to the previous token, others after a
   // space, its per-token cleanup), then transformers' clean_up_tokenization when enabled.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const override;
+  bool decode_piece(int64_t id, size_t kept_before, bool skip_special_tokens, std::string& out) const override;
+  bool decode_cleans_up() const override;
 
   std::optional<int64_t> token_to_id(std::string_view token) const override;
   std::string id_to_token(int64_t id) const override;
