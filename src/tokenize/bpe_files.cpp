@@ -97,6 +97,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_files(const std::string& vocab_
   impl->set_specials(bos, eos, unk, pad, cls, sep, mask);
   impl->clean_up_tokenization_spaces = o.clean_up_tokenization_spaces;
   impl->model_max_length = o.model_max_length;
+  impl->padding_side = o.padding_side;
   return Impl::make(std::move(impl));
 }
 

@@ -109,6 +109,7 @@ std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeParts& p, GgufConvention 
   const bool add_eos = hf ? false : p.add_eos_token.value_or(false);
   if (add_bos || add_eos) impl->processor = bos_eos_template(impl->bos, impl->eos, add_bos, add_eos, src);
   impl->clean_up_tokenization_spaces = hf_llama;  // GGUFLlamaConverter sets it for gpt2-model files
+  if (hf_llama) impl->padding_side = PaddingSide::Left;  // LlamaTokenizerFast's padding_side
   return BpeTokenizer::Impl::make(std::move(impl));
 }
 

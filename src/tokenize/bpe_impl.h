@@ -42,6 +42,7 @@ struct BpeTokenizer::Impl {
   bool clean_up_tokenization_spaces = false;
   std::optional<int64_t> bos, eos, unk, pad, cls, sep, mask;
   std::optional<size_t> model_max_length;
+  PaddingSide padding_side = PaddingSide::Right;
   std::vector<const std::string*> tokens_by_id;  // added tokens over the model vocabulary
   std::vector<bool> special_by_id;
 };

@@ -226,6 +226,7 @@ std::unique_ptr<BpeTokenizer> bpe_from_json(const nlohmann::json& j, const std::
                                        options.add_eos_token.value_or(false), path);
   impl->clean_up_tokenization_spaces = options.clean_up_tokenization_spaces;
   impl->model_max_length = options.model_max_length;
+  impl->padding_side = options.padding_side;
   return BpeTokenizer::Impl::make(std::move(impl));
 }
 

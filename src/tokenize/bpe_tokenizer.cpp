@@ -125,7 +125,7 @@ Encoding BpeTokenizer::encode(std::string_view text, std::optional<std::string_v
     if (token == nullptr) fail("token id {} has no token in the vocabulary", id);  // a bad template
     e.tokens.push_back(*token);
   }
-  if (auto length = padding_length(options, e.size())) pad_to(e, *length);
+  if (auto length = padding_length(options, e.size())) pad_to(e, *length, options);
   return e;
 }
 
@@ -174,5 +174,6 @@ std::optional<int64_t> BpeTokenizer::sep_id() const { return impl_->sep; }
 std::optional<int64_t> BpeTokenizer::unk_id() const { return impl_->unk; }
 std::optional<int64_t> BpeTokenizer::mask_id() const { return impl_->mask; }
 std::optional<size_t> BpeTokenizer::model_max_length() const { return impl_->model_max_length; }
+PaddingSide BpeTokenizer::padding_side() const { return impl_->padding_side; }
 
 }  // namespace peft::tok

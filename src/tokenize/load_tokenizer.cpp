@@ -88,6 +88,13 @@ std::optional<bool> prefix_space_of(const json& config, const fs::path& file) {
   return optional_value<bool>(config, "add_prefix_space", file);
 }
 
+// tokenizer_config.json's padding_side, else the class's default.
+PaddingSide padding_side_of(const json& config, const fs::path& file, const char* fallback = "right") {
+  const std::string side = optional_value<std::string>(config, "padding_side", file).value_or(fallback);
+  if (side != "right" && side != "left") fail("{}: padding_side '{}' is neither 'right' nor 'left'", file.string(), side);
+  return side == "left" ? PaddingSide::Left : PaddingSide::Right;
+}
+
 // vocab.json + merges.txt: RoBERTa or GPT-2, by tokenizer class, model type, else vocabulary.
 BpeFilesOptions::Flavor bpe_flavor(const json& config, const json& model_config, const fs::path& vocab) {
   static const std::set<std::string> roberta = {"RobertaTokenizer", "BartTokenizer", "LongformerTokenizer",
@@ -105,6 +112,7 @@ std::unique_ptr<Tokenizer> load_bpe_json(const json& j, const fs::path& path, co
                                          const fs::path& config_path) {
   BpeJsonOptions o;
   o.model_max_length = max_length_of(config);
+  o.padding_side = padding_side_of(config, config_path);
   o.bos_token = token_name(config, "bos_token");
   o.eos_token = token_name(config, "eos_token");
   o.unk_token = token_name(config, "unk_token");
@@ -117,6 +125,7 @@ std::unique_ptr<Tokenizer> load_bpe_json(const json& j, const fs::path& path, co
   o.add_prefix_space = prefix_space_of(config, config_path);
   const std::string cls = tokenizer_class(config);
   if (cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizer") {  // their __init__ rebuilds the template
+    o.padding_side = padding_side_of(config, config_path, "left");
     o.add_bos_token = optional_value<bool>(config, "add_bos_token", config_path).value_or(true);
     o.add_eos_token = optional_value<bool>(config, "add_eos_token", config_path).value_or(false);
   }
@@ -131,6 +140,7 @@ std::unique_ptr<Tokenizer> load_bpe_files(const fs::path& vocab, const fs::path&
   o.clean_up_tokenization_spaces =
       optional_value<bool>(config, "clean_up_tokenization_spaces", config_path).value_or(false);
   o.model_max_length = max_length_of(config);
+  o.padding_side = padding_side_of(config, config_path);
   o.bos_token = token_name(config, "bos_token");
   o.eos_token = token_name(config, "eos_token");
   o.unk_token = token_name(config, "unk_token");

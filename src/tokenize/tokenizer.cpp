@@ -32,7 +32,7 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
   size_t longest = 0;
   for (const Encoding& e : out) longest = std::max(longest, e.size());
   if (auto length = padding_length(options, longest))
-    for (Encoding& e : out) pad_to(e, *length);
+    for (Encoding& e : out) pad_to(e, *length, options);
   return out;
 }
 
@@ -44,7 +44,7 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::pair<std::s
   size_t longest = 0;
   for (const Encoding& e : out) longest = std::max(longest, e.size());
   if (auto length = padding_length(options, longest))
-    for (Encoding& e : out) pad_to(e, *length);
+    for (Encoding& e : out) pad_to(e, *length, options);
   return out;
 }
 
@@ -64,15 +64,17 @@ std::optional<size_t> Tokenizer::padding_length(const EncodeOptions& options, si
   return std::nullopt;
 }
 
-void Tokenizer::pad_to(Encoding& e, size_t length) const {
+void Tokenizer::pad_to(Encoding& e, size_t length, const EncodeOptions& options) const {
   if (e.size() >= length) return;
   const std::optional<int64_t> pad = pad_id();
   if (!pad) fail("padding requested but the tokenizer has no pad token");
   const size_t n = length - e.size();
-  e.ids.insert(e.ids.end(), n, *pad);
-  e.type_ids.insert(e.type_ids.end(), n, 0);
-  e.attention_mask.insert(e.attention_mask.end(), n, 0);
-  e.tokens.insert(e.tokens.end(), n, id_to_token(*pad));
+  const bool left = options.padding_side.value_or(padding_side()) == PaddingSide::Left;
+  const auto grow = [&](auto& v, const auto& value) { v.insert(left ? v.begin() : v.end(), n, value); };
+  grow(e.ids, *pad);
+  grow(e.type_ids, int64_t{0});
+  grow(e.attention_mask, int64_t{0});
+  grow(e.tokens, id_to_token(*pad));
 }
 
 }  // namespace peft::tok

@@ -90,7 +90,7 @@ Encoding WordPieceTokenizer::encode(std::string_view text, std::optional<std::st
     if (token == nullptr) fail("token id {} has no token in the vocabulary", id);  // a bad template
     e.tokens.push_back(*token);
   }
-  if (auto length = padding_length(options, e.size())) pad_to(e, *length);
+  if (auto length = padding_length(options, e.size())) pad_to(e, *length, options);
   return e;
 }
 

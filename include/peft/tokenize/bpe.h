@@ -29,7 +29,8 @@ struct BpeParts {
 enum class GgufConvention {
   // transformers' AutoTokenizer.from_pretrained(dir, gguf_file=...) for llama-architecture files:
   // ByteLevel with GPT-2's regex whatever tokenizer.ggml.pre says, bos prepended (add_bos_token is
-  // ignored) unless pre is "gpt2", unk fused, byte fallback, decode() cleans up spaces.
+  // ignored) unless pre is "gpt2", unk fused, byte fallback, padding on the left, decode() cleans
+  // up spaces.
   Transformers,
   // The model's own tokenizer.json as the pre name implies (what llama.cpp runs): "gpt2"/"default"
   // GPT-2 regex, "smollm" Digits + GPT-2 regex, "llama-bpe" Llama-3 regex with ignore_merges;
@@ -54,6 +55,7 @@ struct BpeFilesOptions {
   bool add_prefix_space = false;
   bool clean_up_tokenization_spaces = false;  // transformers' default since 4.45
   std::optional<size_t> model_max_length;
+  PaddingSide padding_side = PaddingSide::Right;
   // Special token names; unset: the flavor's.
   std::optional<std::string> bos_token, eos_token, unk_token, pad_token, cls_token, sep_token, mask_token;
 };
@@ -61,6 +63,7 @@ struct BpeFilesOptions {
 // What transformers takes from tokenizer_config.json on top of a BPE tokenizer.json.
 struct BpeJsonOptions {
   std::optional<size_t> model_max_length;
+  PaddingSide padding_side = PaddingSide::Right;
   std::optional<std::string> bos_token, eos_token, unk_token, pad_token, cls_token, sep_token, mask_token;
   bool clean_up_tokenization_spaces = false;
   // Replaces a top-level ByteLevel pre-tokenizer's add_prefix_space (transformers' fast tokenizers
@@ -108,6 +111,7 @@ class BpeTokenizer final : public Tokenizer {
   std::optional<int64_t> unk_id() const override;
   std::optional<int64_t> mask_id() const override;
   std::optional<size_t> model_max_length() const override;
+  PaddingSide padding_side() const override;
 
   struct Impl;
 

@@ -30,6 +30,8 @@ enum class Truncation {
   OnlySecond     // trims only the second sequence; Error when that is not enough or there is none
 };
 
+enum class PaddingSide { Right, Left };
+
 enum class Padding {
   None,
   Longest,   // to the longest encoding of the batch (a single encode is left as is)
@@ -42,7 +44,8 @@ struct EncodeOptions {
   // Unset follows transformers: LongestFirst when max_length is set and padding is None, else
   // None. A strategy without max_length truncates to model_max_length (if the model has one).
   std::optional<Truncation> truncation;
-  Padding padding = Padding::None;  // always on the right, with pad id, type id 0, mask 0
+  Padding padding = Padding::None;  // with pad id, type id 0, mask 0
+  std::optional<PaddingSide> padding_side;  // unset: the tokenizer's (transformers' padding_side)
 };
 
 class Tokenizer {
@@ -88,12 +91,15 @@ class Tokenizer {
   virtual std::optional<int64_t> mask_id() const = 0;
   // The longest input the model accepts (tokenizer_config.json's model_max_length), if known.
   virtual std::optional<size_t> model_max_length() const = 0;
+  // Where padding goes unless EncodeOptions says: right, or left for decoder-only models whose
+  // transformers tokenizer pads on the left (LlamaTokenizerFast, tokenizer_config's padding_side).
+  virtual PaddingSide padding_side() const { return PaddingSide::Right; }
 
  protected:
   // For implementations: the length options.padding asks for given the longest encoding of the
-  // batch (nullopt: no padding), and right padding up to it with the pad token.
+  // batch (nullopt: no padding), and padding up to it with the pad token on the side asked for.
   std::optional<size_t> padding_length(const EncodeOptions& options, size_t longest) const;
-  void pad_to(Encoding& encoding, size_t length) const;
+  void pad_to(Encoding& encoding, size_t length, const EncodeOptions& options) const;
 };
 
 // Incremental decode() for generation: push(id) returns the text that id completes, never half
