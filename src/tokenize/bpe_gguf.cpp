@@ -1,6 +1,7 @@
 // make_bpe_tokenizer: a BpeTokenizer from GGUF tokenizer metadata, read as transformers' GGUF
 // conversion (integrations/ggml.py, GGUFLlamaConverter) or as the model's own tokenizer.json.
 #include "peft/error.h"
+#include "peft/tokenize/spm.h"
 #include "tokenize/bpe_impl.h"
 
 namespace peft::tok {
@@ -31,9 +32,10 @@ std::vector<PreTokenizerStep> gguf_original_pre(const BpeParts& p, bool& ignore_
 }  // namespace
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeParts& p, GgufConvention convention) {
+  if (p.model == "llama") return make_spm_tokenizer(p, convention);  // SentencePiece vocabularies: spm_gguf.cpp
   const char* src = "GGUF tokenizer";
   if (p.model != "gpt2")
-    fail("{}: tokenizer.ggml.model '{}' is not byte-level BPE (supported: gpt2)", src, p.model);
+    fail("{}: tokenizer.ggml.model '{}' is not supported (supported: gpt2, llama)", src, p.model);
   if (p.pre != "gpt2" && p.pre != "smollm" && p.pre != "llama-bpe" && p.pre != "default" && !p.pre.empty())
     fail("{}: unsupported tokenizer.ggml.pre '{}' (supported: gpt2, smollm, llama-bpe, default)", src, p.pre);
   if (p.tokens.empty()) fail("{}: tokenizer.ggml.tokens is empty", src);

@@ -8,6 +8,7 @@
 #include "peft/tokenize/wordpiece.h"
 #include "tokenize/bpe_impl.h"
 #include "tokenize/files.h"
+#include "tokenize/spm_impl.h"
 #include "tokenize/wordpiece_impl.h"
 
 namespace peft::tok {
@@ -205,6 +206,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir) {
           wp.lowercase, wp.strip_accents, wp.tokenize_chinese_chars};
     return wordpiece_from_json(j, json_path.string(), options);
   }
+  // SentencePiece (tokenizer.model without tokenizer.json): LlamaTokenizerFast, see spm_load.cpp.
+  if (fs::exists(dir / "tokenizer.model")) return spm_from_folder(model_dir, config, config_path.string());
   for (const auto& [vocab, merges] : {std::pair<const char*, const char*>{"vocab.json", "merges.txt"},
                                       {"encoder.json", "vocab.bpe"}}) {
     if (fs::exists(dir / vocab) && fs::exists(dir / merges))

@@ -7,12 +7,12 @@
 namespace peft::tok {
 namespace {
 
-enum WireType { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+enum SpmWireType { kWireVarint = 0, kWireFixed64 = 1, kWireLengthDelimited = 2, kWireFixed32 = 5 };
 
 // A protobuf message, field by field. Errors name the source and the byte offset.
-class Reader {
+class SpmWireReader {
  public:
-  Reader(std::string_view bytes, const std::string& source, const char* message, size_t base = 0)
+  SpmWireReader(std::string_view bytes, const std::string& source, const char* message, size_t base = 0)
       : bytes_(bytes), source_(source), message_(message), base_(base) {}
 
   bool done() const { return pos_ >= bytes_.size(); }
@@ -56,13 +56,13 @@ class Reader {
 
   void skip(int wire) {
     switch (wire) {
-      case kVarint: varint(); return;
-      case kFixed64:
+      case kWireVarint: varint(); return;
+      case kWireFixed64:
         if (bytes_.size() - pos_ < 8) error("truncated 64-bit field");
         pos_ += 8;
         return;
-      case kLengthDelimited: bytes(); return;
-      case kFixed32:
+      case kWireLengthDelimited: bytes(); return;
+      case kWireFixed32:
         if (bytes_.size() - pos_ < 4) error("truncated 32-bit field");
         pos_ += 4;
         return;
@@ -88,10 +88,10 @@ class Reader {
   size_t pos_ = 0;
 };
 
-int32_t as_int32(uint64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(v)); }
+int32_t spm_as_int32(uint64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(v)); }
 
-SpmModelProto::Piece parse_piece(std::string_view bytes, const std::string& source, size_t base) {
-  Reader r(bytes, source, "a piece", base);
+SpmModelProto::Piece spm_parse_piece(std::string_view bytes, const std::string& source, size_t base) {
+  SpmWireReader r(bytes, source, "a piece", base);
   SpmModelProto::Piece p;
   bool has_piece = false;
   while (!r.done()) {
@@ -99,15 +99,15 @@ SpmModelProto::Piece parse_piece(std::string_view bytes, const std::string& sour
     int wire;
     r.next(field, wire);
     if (field == 1) {
-      r.expect(wire, kLengthDelimited, field);
+      r.expect(wire, kWireLengthDelimited, field);
       p.piece = std::string(r.bytes());
       has_piece = true;
     } else if (field == 2) {
-      r.expect(wire, kFixed32, field);
+      r.expect(wire, kWireFixed32, field);
       p.score = r.fixed32_float();
     } else if (field == 3) {
-      r.expect(wire, kVarint, field);
-      p.type = as_int32(r.varint());
+      r.expect(wire, kWireVarint, field);
+      p.type = spm_as_int32(r.varint());
       if (p.type < 1 || p.type > 6) r.error("piece type " + std::to_string(p.type));
     } else {
       r.skip(wire);
@@ -117,22 +117,22 @@ SpmModelProto::Piece parse_piece(std::string_view bytes, const std::string& sour
   return p;
 }
 
-void parse_trainer(std::string_view bytes, const std::string& source, size_t base, SpmModelProto::TrainerSpec& t) {
-  Reader r(bytes, source, "the trainer spec", base);
+void spm_parse_trainer(std::string_view bytes, const std::string& source, size_t base, SpmModelProto::TrainerSpec& t) {
+  SpmWireReader r(bytes, source, "the trainer spec", base);
   while (!r.done()) {
     uint32_t field;
     int wire;
     r.next(field, wire);
     const auto int_field = [&](int& out) {
-      r.expect(wire, kVarint, field);
-      out = as_int32(r.varint());
+      r.expect(wire, kWireVarint, field);
+      out = spm_as_int32(r.varint());
     };
     const auto bool_field = [&](bool& out) {
-      r.expect(wire, kVarint, field);
+      r.expect(wire, kWireVarint, field);
       out = r.varint() != 0;
     };
     const auto string_field = [&](std::string& out) {
-      r.expect(wire, kLengthDelimited, field);
+      r.expect(wire, kWireLengthDelimited, field);
       out = std::string(r.bytes());
     };
     switch (field) {
@@ -152,18 +152,18 @@ void parse_trainer(std::string_view bytes, const std::string& source, size_t bas
   }
 }
 
-void parse_normalizer(std::string_view bytes, const std::string& source, size_t base,
+void spm_parse_normalizer(std::string_view bytes, const std::string& source, size_t base,
                       SpmModelProto::NormalizerSpec& n) {
-  Reader r(bytes, source, "the normalizer spec", base);
+  SpmWireReader r(bytes, source, "the normalizer spec", base);
   while (!r.done()) {
     uint32_t field;
     int wire;
     r.next(field, wire);
     if (field == 1 || field == 2) {
-      r.expect(wire, kLengthDelimited, field);
+      r.expect(wire, kWireLengthDelimited, field);
       (field == 1 ? n.name : n.precompiled_charsmap) = std::string(r.bytes());
     } else if (field >= 3 && field <= 5) {
-      r.expect(wire, kVarint, field);
+      r.expect(wire, kWireVarint, field);
       const bool v = r.varint() != 0;
       (field == 3 ? n.add_dummy_prefix : field == 4 ? n.remove_extra_whitespaces : n.escape_whitespaces) = v;
     } else {
@@ -174,26 +174,26 @@ void parse_normalizer(std::string_view bytes, const std::string& source, size_t 
 
 // ---- writing ----
 
-void put_varint(std::string& out, uint64_t v) {
+void spm_put_varint(std::string& out, uint64_t v) {
   while (v >= 0x80) {
     out += static_cast<char>((v & 0x7F) | 0x80);
     v >>= 7;
   }
   out += static_cast<char>(v);
 }
-void put_tag(std::string& out, uint32_t field, int wire) { put_varint(out, (static_cast<uint64_t>(field) << 3) | wire); }
-void put_bytes(std::string& out, uint32_t field, std::string_view s) {
-  put_tag(out, field, kLengthDelimited);
-  put_varint(out, s.size());
+void spm_put_tag(std::string& out, uint32_t field, int wire) { spm_put_varint(out, (static_cast<uint64_t>(field) << 3) | wire); }
+void spm_put_bytes(std::string& out, uint32_t field, std::string_view s) {
+  spm_put_tag(out, field, kWireLengthDelimited);
+  spm_put_varint(out, s.size());
   out.append(s);
 }
 // int32 fields are written as 64-bit two's complement varints, as protobuf does for negatives.
-void put_int(std::string& out, uint32_t field, int64_t v) {
-  put_tag(out, field, kVarint);
-  put_varint(out, static_cast<uint64_t>(v));
+void spm_put_int(std::string& out, uint32_t field, int64_t v) {
+  spm_put_tag(out, field, kWireVarint);
+  spm_put_varint(out, static_cast<uint64_t>(v));
 }
-void put_float(std::string& out, uint32_t field, float f) {
-  put_tag(out, field, kFixed32);
+void spm_put_float(std::string& out, uint32_t field, float f) {
+  spm_put_tag(out, field, kWireFixed32);
   uint32_t u;
   std::memcpy(&u, &f, 4);
   for (int i = 0; i < 4; ++i) out += static_cast<char>((u >> (8 * i)) & 0xFF);
@@ -203,21 +203,21 @@ void put_float(std::string& out, uint32_t field, float f) {
 
 SpmModelProto SpmModelProto::parse(std::string_view bytes, const std::string& source) {
   SpmModelProto m;
-  Reader r(bytes, source, "the model");
+  SpmWireReader r(bytes, source, "the model");
   while (!r.done()) {
     uint32_t field;
     int wire;
     r.next(field, wire);
     if (field >= 1 && field <= 3) {
-      r.expect(wire, kLengthDelimited, field);
+      r.expect(wire, kWireLengthDelimited, field);
       const std::string_view sub = r.bytes();
       const size_t start = r.offset() - sub.size();
-      if (field == 1) m.pieces.push_back(parse_piece(sub, source, start));
+      if (field == 1) m.pieces.push_back(spm_parse_piece(sub, source, start));
       if (field == 2) {
-        parse_trainer(sub, source, start, m.trainer);
+        spm_parse_trainer(sub, source, start, m.trainer);
         m.raw_trainer_spec = std::string(sub);
       }
-      if (field == 3) parse_normalizer(sub, source, start, m.normalizer);
+      if (field == 3) spm_parse_normalizer(sub, source, start, m.normalizer);
     } else {
       r.skip(wire);  // self-test data, denormalizer spec, unknown fields
     }
@@ -230,35 +230,35 @@ std::string SpmModelProto::serialize() const {
   std::string out, sub;
   for (const Piece& p : pieces) {
     sub.clear();
-    put_bytes(sub, 1, p.piece);
-    put_float(sub, 2, p.score);
-    if (p.type != kNormal) put_int(sub, 3, p.type);
-    put_bytes(out, 1, sub);
+    spm_put_bytes(sub, 1, p.piece);
+    spm_put_float(sub, 2, p.score);
+    if (p.type != kNormal) spm_put_int(sub, 3, p.type);
+    spm_put_bytes(out, 1, sub);
   }
   if (raw_trainer_spec) {
-    put_bytes(out, 2, *raw_trainer_spec);
+    spm_put_bytes(out, 2, *raw_trainer_spec);
   } else {
     sub.clear();
-    put_int(sub, 3, trainer.model_type);
-    if (trainer.treat_whitespace_as_suffix) put_int(sub, 24, 1);
-    put_int(sub, 35, trainer.byte_fallback ? 1 : 0);
-    put_int(sub, 40, trainer.unk_id);
-    put_int(sub, 41, trainer.bos_id);
-    put_int(sub, 42, trainer.eos_id);
-    put_int(sub, 43, trainer.pad_id);
-    put_bytes(sub, 45, trainer.unk_piece);
-    put_bytes(sub, 46, trainer.bos_piece);
-    put_bytes(sub, 47, trainer.eos_piece);
-    put_bytes(sub, 48, trainer.pad_piece);
-    put_bytes(out, 2, sub);
+    spm_put_int(sub, 3, trainer.model_type);
+    if (trainer.treat_whitespace_as_suffix) spm_put_int(sub, 24, 1);
+    spm_put_int(sub, 35, trainer.byte_fallback ? 1 : 0);
+    spm_put_int(sub, 40, trainer.unk_id);
+    spm_put_int(sub, 41, trainer.bos_id);
+    spm_put_int(sub, 42, trainer.eos_id);
+    spm_put_int(sub, 43, trainer.pad_id);
+    spm_put_bytes(sub, 45, trainer.unk_piece);
+    spm_put_bytes(sub, 46, trainer.bos_piece);
+    spm_put_bytes(sub, 47, trainer.eos_piece);
+    spm_put_bytes(sub, 48, trainer.pad_piece);
+    spm_put_bytes(out, 2, sub);
   }
   sub.clear();
-  put_bytes(sub, 1, normalizer.name);
-  if (!normalizer.precompiled_charsmap.empty()) put_bytes(sub, 2, normalizer.precompiled_charsmap);
-  put_int(sub, 3, normalizer.add_dummy_prefix ? 1 : 0);
-  put_int(sub, 4, normalizer.remove_extra_whitespaces ? 1 : 0);
-  put_int(sub, 5, normalizer.escape_whitespaces ? 1 : 0);
-  put_bytes(out, 3, sub);
+  spm_put_bytes(sub, 1, normalizer.name);
+  if (!normalizer.precompiled_charsmap.empty()) spm_put_bytes(sub, 2, normalizer.precompiled_charsmap);
+  spm_put_int(sub, 3, normalizer.add_dummy_prefix ? 1 : 0);
+  spm_put_int(sub, 4, normalizer.remove_extra_whitespaces ? 1 : 0);
+  spm_put_int(sub, 5, normalizer.escape_whitespaces ? 1 : 0);
+  spm_put_bytes(out, 3, sub);
   return out;
 }
 
