@@ -1,10 +1,11 @@
-// peft tokenize MODEL: text lines in (or tab-separated pairs), token ids out.
+// peft tokenize MODEL: text lines in (or tab-separated pairs), token ids out. MODEL may be a tokenizer-only
+// folder or a GGUF file.
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "io_helpers.h"
 #include "peft/error.h"
-#include "peft/models/checkpoint.h"
+#include "peft/models/model_tokenizer.h"
 #include "peft/tokenize/tokenizer.h"
 
 namespace peft::cli {
@@ -30,7 +31,7 @@ tok::EncodeOptions encode_options(const TokenizeArgs& args) {
 }
 
 void run_tokenize(const TokenizeArgs& args) {
-  auto tokenizer = tok::load_tokenizer(resolve_model_dir(args.model).string());
+  auto tokenizer = load_model_tokenizer(args.model).tokenizer;
   const auto options = encode_options(args);
   const auto lines = read_lines(args.input);
   std::vector<tok::Encoding> encodings;
@@ -68,7 +69,7 @@ void run_tokenize(const TokenizeArgs& args) {
 void add_tokenize_command(CLI::App& app) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Tokenize text lines with a model's tokenizer (one line of ids each)");
-  cmd->add_option("model", args->model, "model folder or installed model name")->required();
+  cmd->add_option("model", args->model, "model or tokenizer folder, .gguf file or installed model name")->required();
   cmd->add_option("-i,--input", args->input, "input file, one text per line (default: stdin)");
   cmd->add_option("-o,--output", args->output, "output file (default: stdout)");
   cmd->add_option("--format", args->format, "ids | tokens | jsonl (ids, type_ids, attention_mask, tokens)")
@@ -79,7 +80,7 @@ void add_tokenize_command(CLI::App& app) {
       ->check(CLI::IsMember({"longest_first", "only_first", "only_second", "none"}));
   cmd->add_option("--padding", args->padding, "none | longest | max_length")
       ->check(CLI::IsMember({"none", "longest", "max_length"}));
-  cmd->add_flag("--no-special-tokens", args->no_special_tokens, "do not add [CLS]/[SEP]");
+  cmd->add_flag("--no-special-tokens", args->no_special_tokens, "do not add the special tokens ([CLS]/[SEP], <s>, bos)");
   cmd->callback([args] { run_tokenize(*args); });
 }
 

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "io_helpers.h"
+#include "train_common.h"
 #include "peft/data/batching.h"
 #include "peft/data/task.h"
 #include "peft/error.h"
@@ -28,17 +29,6 @@
 namespace fs = std::filesystem;
 
 namespace peft::cli {
-namespace {
-
-struct TrainArgs {
-  std::string model = "all-MiniLM-L6-v2", method = "lora", method_config, out, device = "cpu";
-  data::DataSource source;
-  std::string labels, schedule = "linear";
-  std::vector<std::string> lr_groups;
-  bool regression = false, no_header = false, resume = false, overwrite = false, bucket = false;
-  size_t max_seq_len = 128, train_samples = 0, dev_samples = 0;
-  train::TrainOptions options;
-};
 
 // Methods from --method, with --method-config either a whole spec ({"type": ...} / {"methods": [...]})
 // or config keys for the single method named by --method.
@@ -59,6 +49,8 @@ std::vector<MethodSpecItem> method_items(const TrainArgs& a) {
   return items;
 }
 
+namespace {
+
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -66,6 +58,8 @@ std::vector<std::string> split_commas(const std::string& s) {
   if (!s.empty()) out.push_back(s.substr(start));
   return out;
 }
+
+}  // namespace
 
 // Step lines: a redrawn bar on a terminal, a plain line every `log_every` steps otherwise.
 train::TrainCallbacks progress_callbacks(int64_t log_every) {
@@ -103,12 +97,15 @@ train::TrainCallbacks progress_callbacks(int64_t log_every) {
   return cb;
 }
 
+namespace {
+
 void run_train(TrainArgs a) {
   if (a.out.empty()) fail("--out RUN_DIR is required");
   a.options.device = parse_device(a.device);
   a.options.schedule = train::parse_schedule(a.schedule);
   for (const auto& g : a.lr_groups) a.options.lr_groups.push_back(train::parse_group_rule(g));
   if (a.bucket && a.options.bucket_window == 0) a.options.bucket_window = 50;
+  if (is_lm_task(a.source.task) || is_decoder_model(a.model)) return run_train_lm(a);
   a.source.columns.labels = split_commas(a.labels);
   a.source.columns.regression = a.regression;
   a.source.columns.header = !a.no_header;
@@ -176,9 +173,15 @@ void run_train(TrainArgs a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Fine-tune a model with PEFT methods on a task");
-  cmd->add_option("--model", a->model, "model folder or installed model name (default all-MiniLM-L6-v2)");
-  cmd->add_option("--task", a->source.task, "GLUE task (sst2, cola, mrpc, rte, stsb, qnli, qqp, mnli, mnli-mm, wnli) or custom");
-  cmd->add_option("--data", a->source.data_dir, "GLUE task folder (or the folder holding it)");
+  cmd->add_option("--model", a->model,
+                  "model folder, .gguf file or installed model name (default all-MiniLM-L6-v2; decoders such as "
+                  "SmolLM2-135M-Instruct train causal-LM tasks)");
+  cmd->add_option("--task", a->source.task,
+                  "GLUE task (sst2, cola, mrpc, rte, stsb, qnli, qqp, mnli, mnli-mm, wnli), custom, or for decoders "
+                  "e2e, lm (prompt/completion JSONL), chat (messages JSONL)");
+  cmd->add_option("--data", a->source.data_dir, "GLUE or E2E task folder (or the folder holding it)");
+  cmd->add_option("--prompt-column", a->prompt_column, "--task lm: column of the prompt (default prompt)");
+  cmd->add_option("--completion-column", a->completion_column, "--task lm: column of the completion (default completion)");
   cmd->add_option("--train", a->source.train_file, "training file (.tsv, .csv, .jsonl) for --task custom");
   cmd->add_option("--dev", a->source.dev_file, "evaluation file for --task custom");
   cmd->add_option("--text-column", a->source.columns.text, "column of the text (default text)");

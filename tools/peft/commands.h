@@ -16,5 +16,6 @@ void add_predict_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_quickstart_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace peft::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   peft::cli::add_report_command(app);
   peft::cli::add_quickstart_command(app);
   peft::cli::add_diff_command(app);
+  peft::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
