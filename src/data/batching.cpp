@@ -83,7 +83,14 @@ Batch collate(const TokenizedDataset& data, const std::vector<size_t>& indices, 
   Batch batch;
   batch.indices = indices;
   batch.input = {ids.to(device), mask.to(device), types.to(device)};
-  if (!data.labels.empty()) {
+  if (!data.token_labels.empty()) {
+    auto labels = torch::full({rows, cols}, int64_t{-100}, torch::kLong);
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto& l = data.token_labels.at(indices[static_cast<size_t>(r)]);
+      std::copy(l.begin(), l.end(), labels[r].data_ptr<int64_t>());
+    }
+    batch.labels = labels.to(device);
+  } else if (!data.labels.empty()) {
     std::vector<float> values;
     for (size_t i : indices) values.push_back(data.labels[i]);
     auto labels = torch::tensor(values, torch::kFloat);

@@ -5,7 +5,12 @@
 namespace peft::data {
 
 nlohmann::json TaskInfo::to_json() const {
-  return {{"task", name}, {"labels", labels}, {"metrics", metrics}, {"regression", regression()}};
+  nlohmann::json j{{"task", name}, {"labels", labels}, {"metrics", metrics}, {"regression", regression()}};
+  if (causal_lm) {
+    j["causal_lm"] = true;
+    j["data_format"] = data_format;
+  }
+  return j;
 }
 
 TaskInfo TaskInfo::from_json(const nlohmann::json& j, const std::string& source) {
@@ -14,6 +19,8 @@ TaskInfo TaskInfo::from_json(const nlohmann::json& j, const std::string& source)
     t.name = j.at("task");
     t.labels = j.at("labels").get<std::vector<std::string>>();
     t.metrics = j.at("metrics").get<std::vector<std::string>>();
+    t.causal_lm = j.value("causal_lm", false);
+    t.data_format = j.value("data_format", std::string());
     return t;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not a task description ({})", source, e.what());

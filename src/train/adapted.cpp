@@ -1,5 +1,8 @@
 #include "peft/train/adapted.h"
 
+#include "peft/models/decoder.h"
+#include "peft/models/model_tokenizer.h"
+
 #include <filesystem>
 #include <fstream>
 
@@ -57,18 +60,26 @@ LoadedTask load_task(const std::string& dir_in, const std::string& base_model, t
   t.task = data::TaskInfo::from_json(j, task_path.string());
   t.max_seq_length = j.value("max_seq_length", size_t{128});
   t.base_model = base_model.empty() ? j.value("base_model", std::string("all-MiniLM-L6-v2")) : base_model;
-  const fs::path model_dir = resolve_model_dir(t.base_model);
   LoadOptions load;
-  load.num_labels = t.task.num_labels();
-  load.problem_type = t.task.regression() ? ProblemType::Regression : ProblemType::SingleLabel;
   load.device = device;
-  t.model = std::make_shared<AdaptedModel>(load_sequence_classifier(model_dir.string(), load));
+  std::string model_dir;
+  if (t.task.causal_lm) {
+    model_dir = t.base_model;
+    t.model = std::make_shared<AdaptedModel>(std::static_pointer_cast<Model>(load_causal_lm(t.base_model, load)));
+  } else {
+    model_dir = resolve_model_dir(t.base_model).string();
+    load.num_labels = t.task.num_labels();
+    load.problem_type = t.task.regression() ? ProblemType::Regression : ProblemType::SingleLabel;
+    t.model = std::make_shared<AdaptedModel>(load_sequence_classifier(model_dir, load));
+  }
   if (fs::exists(dir / kDiffFileName))  // diff pruning: the sparse diff goes straight into the base weights
     apply_diff(*t.model->model(), read_sparse_diff((dir / kDiffFileName).string()));
   else
     load_adapter(*t.model, dir.string());
   t.model->model()->eval();
-  t.tokenizer = tok::load_tokenizer(model_dir.string());
+  ModelTokenizer mt = load_model_tokenizer(model_dir);
+  t.tokenizer = std::move(mt.tokenizer);
+  t.chat_template = std::move(mt.chat_template);
   t.trainable = trainable_adapted(t.model, t.base_model, j);
   return t;
 }

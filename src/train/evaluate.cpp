@@ -1,9 +1,33 @@
 #include "peft/train/evaluate.h"
 
+#include <cmath>
+
 #include "peft/error.h"
 #include "peft/train/metrics.h"
 
 namespace peft::train {
+namespace {
+
+// Token-weighted mean of the causal-LM loss over the whole set (HF's eval_loss averages per batch instead).
+EvalResult evaluate_lm(TrainableModel& model, const data::TokenizedDataset& data, const data::BatchOptions& options,
+                       torch::Device device) {
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  for (const auto& indices : data::plan_batches(data, options, 0)) {
+    data::Batch batch = data::collate(data, indices, device);
+    const int64_t n = batch.labels.narrow(1, 1, batch.labels.size(1) - 1).ne(-100).sum().item<int64_t>();
+    if (n == 0) continue;
+    loss_sum += model.head.loss(model.forward(batch.input), batch.labels).item<double>() * double(n);
+    tokens += n;
+  }
+  if (tokens == 0) fail("evaluate: no labelled tokens in the data set");
+  EvalResult result;
+  const double loss = loss_sum / double(tokens);
+  result.metrics = {{"loss", loss}, {"perplexity", std::exp(loss)}, {"tokens", tokens}, {"examples", data.size()}};
+  return result;
+}
+
+}  // namespace
 
 EvalResult evaluate(TrainableModel& model, const data::TokenizedDataset& data, const std::vector<std::string>& metrics,
                     size_t batch_size, torch::Device device) {
@@ -13,6 +37,7 @@ EvalResult evaluate(TrainableModel& model, const data::TokenizedDataset& data, c
   data::BatchOptions options;
   options.batch_size = batch_size;
   options.bucket_window = (data.size() + batch_size - 1) / batch_size;  // one window: sort everything
+  if (!data.token_labels.empty()) return evaluate_lm(model, data, options, device);
   std::vector<torch::Tensor> parts(data.size());
   double loss_sum = 0;
   for (const auto& indices : data::plan_batches(data, options, 0)) {

@@ -112,7 +112,8 @@ nlohmann::json compute_metrics(const std::vector<std::string>& names, const std:
 double main_metric(const nlohmann::json& metrics, const std::vector<std::string>& names) {
   if (names.empty()) fail("main_metric: no metric names");
   double sum = 0;
-  for (const auto& n : names) sum += metrics.at(n).get<double>();
+  // Higher is better for the main metric: losses and perplexities count negated.
+  for (const auto& n : names) sum += (n == "loss" || n == "perplexity" ? -1.0 : 1.0) * metrics.at(n).get<double>();
   return sum / double(names.size());
 }
 

@@ -73,7 +73,8 @@ nlohmann::json TrainOptions::to_json() const {
 TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbacks& cb) {
   if (!job.model || !job.train) fail("train: model and training data are required");
   if (o.batch_size == 0 || o.grad_accum < 1) fail("train: batch size and gradient accumulation must be >= 1");
-  if (job.train->size() == 0 || job.train->labels.empty()) fail("train: the training data has no labelled examples");
+  if (job.train->size() == 0 || (job.train->labels.empty() && job.train->token_labels.empty()))
+    fail("train: the training data has no labelled examples");
   TrainableModel& model = *job.model;
   const data::TokenizedDataset& train_data = *job.train;
   const fs::path run_dir = job.run_dir;

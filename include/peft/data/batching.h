@@ -17,6 +17,8 @@ namespace peft::data {
 struct TokenizedDataset {
   std::vector<tok::Encoding> encodings;
   std::vector<float> labels;  // empty when the data set has none
+  // Causal LM: one label per token (-100: no loss there, e.g. the prompt); collate pads with -100.
+  std::vector<std::vector<int64_t>> token_labels;
   bool regression = false;
   int64_t pad_id = 0;
   size_t size() const { return encodings.size(); }
@@ -26,7 +28,8 @@ TokenizedDataset tokenize(const Dataset& data, const tok::Tokenizer& tokenizer, 
 
 struct Batch {
   ModelInput input;          // (batch, longest) int64 tensors
-  torch::Tensor labels;        // (batch,) int64 for classes, float for regression; undefined if unlabelled
+  torch::Tensor labels;        // (batch,) int64 for classes, float for regression, (batch, longest) int64 per
+                               // token for causal LMs; undefined if unlabelled
   std::vector<size_t> indices; // which examples, in batch order
 };
 

@@ -14,7 +14,9 @@ struct TaskInfo {
   std::string name;                  // "sst2", or "custom"
   std::vector<std::string> labels;   // empty: regression
   std::vector<std::string> metrics;  // official metrics (custom: accuracy + f1 for 2 labels, pearson/spearman for regression)
-  bool regression() const { return labels.empty(); }
+  bool causal_lm = false;            // text generation (e2e, prompt/completion JSONL, chat): no labels, LM loss
+  std::string data_format;           // causal LM: "e2e", "jsonl" or "chat"
+  bool regression() const { return labels.empty() && !causal_lm; }
   int64_t num_labels() const { return regression() ? 1 : static_cast<int64_t>(labels.size()); }
   nlohmann::json to_json() const;
   static TaskInfo from_json(const nlohmann::json& j, const std::string& source);

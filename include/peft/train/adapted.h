@@ -23,6 +23,7 @@ TrainableModel trainable_adapted(std::shared_ptr<AdaptedModel> model, const std:
 struct LoadedTask {
   std::shared_ptr<AdaptedModel> model;
   std::unique_ptr<tok::Tokenizer> tokenizer;
+  std::string chat_template;  // the base model's, for chat-formatted causal-LM tasks
   data::TaskInfo task;
   size_t max_seq_length = 128;
   std::string base_model;

@@ -17,7 +17,9 @@ struct EvalResult {
   nlohmann::json metrics;        // {"loss": ..., metric: ...}; only "examples" when unlabelled
 };
 
-// Batches are sorted by length (little padding); dropout is off and no gradients are kept.
+// Batches are sorted by length (little padding); dropout is off and no gradients are kept. Causal-LM
+// data (token_labels) gives {"loss", "perplexity", "tokens", "examples"}: the mean loss over every
+// labelled token of the set, and no logits (a vocabulary per token would not fit).
 EvalResult evaluate(TrainableModel& model, const data::TokenizedDataset& data, const std::vector<std::string>& metrics,
                     size_t batch_size = 64, torch::Device device = torch::kCPU);
 
