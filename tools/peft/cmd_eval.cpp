@@ -1,4 +1,5 @@
-// peft eval TASK_DIR: the task's metrics on a GLUE split or a labelled file, as JSON.
+// peft eval TASK_DIR: the task's metrics on a GLUE split or a labelled file, as JSON (causal-LM tasks:
+// generation metrics, see cmd_eval_lm.cpp).
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -10,12 +11,14 @@
 #include "peft/methods/adamix.h"
 #include "peft/train/adapted.h"
 #include "peft/train/evaluate.h"
+#include "lm_task_data.h"
 
 namespace peft::cli {
 namespace {
 
 struct EvalArgs {
-  std::string task_dir, model, data_dir, file, split = "dev", output = "-", device = "cpu", adamix_mode;
+  std::string task_dir, model, data_dir, file, split = "dev", output = "-", device = "cpu", adamix_mode, predictions;
+  int64_t max_new_tokens = 64;
   data::ColumnSpec columns;
   size_t batch_size = 64, samples = 0;
   bool no_header = false;
@@ -24,6 +27,12 @@ struct EvalArgs {
 void run_eval(EvalArgs a) {
   train::LoadedTask t = train::load_task(a.task_dir, a.model, parse_device(a.device));
   if (!a.adamix_mode.empty()) set_adamix_mode(*t.model, AdaMixMode::parse(a.adamix_mode));
+  if (t.task.causal_lm) {
+    LmEvalOptions o{a.data_dir, a.file, a.split, a.output, a.predictions, a.samples, std::min<size_t>(a.batch_size, 16),
+                    a.max_new_tokens};
+    return run_eval_lm(t, o);
+  }
+  if (!a.predictions.empty()) fail("--predictions is for causal-LM tasks (classification: use peft predict)");
   data::DataSource source;
   source.task = t.task.name;
   source.data_dir = a.data_dir;
@@ -47,9 +56,13 @@ void add_eval_command(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "Evaluate a trained task (metrics as JSON)");
   cmd->add_option("task", a->task_dir, "task folder, or a run folder (its task/)")->required();
-  cmd->add_option("--data", a->data_dir, "GLUE task folder (for GLUE tasks)");
+  cmd->add_option("--data", a->data_dir, "GLUE task folder (for GLUE tasks), E2E folder (for e2e)");
+  cmd->add_option("--predictions", a->predictions,
+                  "causal-LM tasks: write each prediction with its references as JSONL (input, prediction, references)");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "causal-LM tasks: tokens to generate at most (default 64)");
+  cmd->add_option("--dev-samples", a->samples, "same as --samples");
   cmd->add_option("--split", a->split, "train | dev | test (default dev)");
-  cmd->add_option("--file", a->file, "labelled .tsv/.csv/.jsonl file instead of the GLUE split");
+  cmd->add_option("--file", a->file, "labelled .tsv/.csv/.jsonl file instead of the GLUE split (lm/chat tasks: JSONL)");
   cmd->add_option("--text-column", a->columns.text, "column of the text (custom files)");
   cmd->add_option("--text-pair-column", a->columns.text_pair, "column of the second text");
   cmd->add_option("--label-column", a->columns.label, "column of the label");

@@ -29,11 +29,11 @@ void run_train_lm(const TrainArgs& a) {
   const ModelTokenizer mt = load_model_tokenizer(a.model);
   LmTaskSource source{a.source.task, a.source.data_dir, a.source.train_file, a.source.dev_file, a.prompt_column,
                       a.completion_column};
-  data::LmDataset train_set = load_lm_split(source, "train", mt);
+  data::LmDataset train_set = load_lm_split(source, "train", *mt.tokenizer, mt.chat_template, a.model);
   if (a.train_samples) train_set = data::sample(train_set, a.train_samples, a.options.seed);
   std::optional<data::LmDataset> dev_set;
   if (source.task == "e2e" || !source.dev_file.empty()) {
-    dev_set = load_lm_split(source, "dev", mt);
+    dev_set = load_lm_split(source, "dev", *mt.tokenizer, mt.chat_template, a.model);
     if (a.dev_samples) dev_set = data::sample(*dev_set, a.dev_samples, a.options.seed + 1);
   }
   data::TaskInfo task;

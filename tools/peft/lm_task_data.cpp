@@ -5,7 +5,8 @@
 
 namespace peft::cli {
 
-data::LmDataset load_lm_split(const LmTaskSource& s, const std::string& split, const ModelTokenizer& mt) {
+data::LmDataset load_lm_split(const LmTaskSource& s, const std::string& split, const tok::Tokenizer& t,
+                              const std::string& chat_template, const std::string& model) {
   if (s.task == "e2e") {
     if (s.data_dir.empty()) fail("--data is required for --task e2e (the E2E release folder with trainset.csv)");
     return data::load_e2e_lm(s.data_dir, split);
@@ -13,13 +14,11 @@ data::LmDataset load_lm_split(const LmTaskSource& s, const std::string& split, c
   const std::string& file = split == "train" ? s.train_file : s.dev_file;
   if (file.empty()) fail("--task {} needs --{} FILE.jsonl", s.task, split == "train" ? "train" : "dev");
   if (s.task == "lm") return data::load_lm_jsonl(file, s.prompt_column, s.completion_column);
-  if (mt.chat_template.empty())
-    fail("{}: the model has no chat template, so --task chat cannot render {}", mt.source, file);
+  if (chat_template.empty()) fail("{}: the model has no chat template, so --task chat cannot render {}", model, file);
   ChatTemplateOptions options;
-  const tok::Tokenizer& t = *mt.tokenizer;
   if (auto id = t.bos_id()) options.bos_token = t.id_to_token(*id);
   if (auto id = t.eos_id()) options.eos_token = t.id_to_token(*id);
-  const std::string source = mt.chat_template;
+  const std::string& source = chat_template;
   return data::load_chat_jsonl(file, [&](const std::vector<data::ChatTurn>& turns, bool generation_prompt) {
     std::vector<ChatMessage> messages;
     for (const auto& turn : turns) messages.push_back({turn.role, turn.content});
