@@ -139,9 +139,13 @@ def main():
             if name == "llama-12x768":
                 lora = make_lora(model, tmp)
                 prompts = os.path.join(tmp, "prompts-1.safetensors")
-                base = run_cpp(args.binary, path, prompts, args.threads, args.new_tokens)
-                unmerged = run_cpp(args.binary, path, prompts, args.threads, args.new_tokens, "--adapter", lora)
-                merged = run_cpp(args.binary, path, prompts, args.threads, args.new_tokens, "--adapter", lora, "--merge")
+                # Interleaved, best of 3: the three differ by less than run-to-run noise otherwise.
+                runs = {"base": [], "unmerged": [], "merged": []}
+                extra = {"base": [], "unmerged": ["--adapter", lora], "merged": ["--adapter", lora, "--merge"]}
+                for _ in range(3):
+                    for kind in runs:
+                        runs[kind].append(run_cpp(args.binary, path, prompts, args.threads, args.new_tokens, *extra[kind]))
+                base, unmerged, merged = (min(runs[k], key=lambda r: r["decode_s_per_step"]) for k in runs)
                 print(json.dumps({"model": name, "batch": 1, "lora_r": 16,
                                   "unmerged_vs_base": round(unmerged["decode_s_per_step"] / base["decode_s_per_step"], 3),
                                   "merged_vs_base": round(merged["decode_s_per_step"] / base["decode_s_per_step"], 3),

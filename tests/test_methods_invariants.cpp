@@ -1,12 +1,16 @@
-// Invariants every method must satisfy (parameterised over method specs on tiny-bert):
+// Invariants every method must satisfy (parameterised over method specs on tiny-bert and, for every
+// method that applies to decoders, on tiny GPT-2 and tiny LLaMA):
 // zero-initialised methods leave outputs unchanged; only declared tensors get gradients;
 // save -> load is bit-exact; merge equals unmerged; finite-difference gradients (double precision).
 #include <filesystem>
+#include <set>
 
 #include <gtest/gtest.h>
 
 #include "peft/error.h"
+#include "peft/generate/generate.h"
 #include "peft/methods/adapter_io.h"
+#include "peft/models/decoder.h"
 #include "test_methods_util.h"
 
 namespace fs = std::filesystem;
@@ -20,9 +24,10 @@ struct Case {
   std::string name;
   std::string spec;
   bool zero_init;  // starts as the base model
+  std::string model = "tiny-bert";
 };
 
-std::vector<Case> cases() {
+std::vector<Case> encoder_cases() {
   return {
       {"lora", "lora:r=4,lora_dropout=0", true},
       {"lora_rslora_regex", R"s(lora:r=3,use_rslora=true,target_modules=".*(key|dense)",bias=lora_only,lora_dropout=0)s", true},
@@ -44,11 +49,49 @@ std::vector<Case> cases() {
   };
 }
 
+bool is_decoder(const std::string& model) { return model != "tiny-bert"; }
+
+// The encoder cases that make sense on decoders (no classifier; LLaMA has no biases for BitFit), on each.
+std::vector<Case> cases() {
+  std::vector<Case> all = encoder_cases();
+  const std::set<std::string> encoder_only = {"lora_rslora_regex", "classifier_only"};
+  for (const std::string model : {"tiny-gpt2", "tiny-llama"})
+    for (Case c : encoder_cases()) {
+      if (encoder_only.count(c.name) || (model == "tiny-llama" && c.name == "bitfit")) continue;
+      c.name = (model == "tiny-gpt2" ? "gpt2_" : "llama_") + c.name;
+      c.model = model;
+      all.push_back(c);
+    }
+  return all;
+}
+
+std::filesystem::path decoder_fixture(const std::string& name) { return peft::test::fixtures_dir() / "decoder" / name; }
+
+peft::AdaptedModel adapted_on(const Case& c, const std::string& spec) {
+  if (!is_decoder(c.model)) return adapted(spec, c.model);
+  auto lm = peft::load_causal_lm(decoder_fixture(c.model).string());
+  peft::AdaptedModel m(std::static_pointer_cast<peft::Model>(lm));
+  lm->eval();
+  if (!spec.empty()) m.add(peft::make_methods(peft::parse_method_spec(spec)));
+  return m;
+}
+
+peft::ModelInput input_of(const Case& c) {
+  if (!is_decoder(c.model)) return tiny_input();
+  auto t = peft::test::read_tensors(decoder_fixture(c.model + ".expected.safetensors"));
+  return {t["input_ids"], t["attention_mask"], {}};
+}
+
+torch::Tensor labels_of(const Case& c) {
+  if (!is_decoder(c.model)) return torch::tensor({0, 2, 1});
+  return peft::test::read_tensors(decoder_fixture(c.model + ".expected.safetensors"))["labels"];
+}
+
 class MethodInvariants : public ::testing::TestWithParam<Case> {};
 
-torch::Tensor logits(peft::AdaptedModel& m) {
+torch::Tensor logits(peft::AdaptedModel& m, const Case& c) {
   torch::NoGradGuard no_grad;
-  return m.forward(tiny_input());
+  return m.forward(input_of(c));
 }
 
 fs::path temp_dir(const std::string& name) {
@@ -61,17 +104,17 @@ fs::path temp_dir(const std::string& name) {
 
 TEST_P(MethodInvariants, ZeroInitialisedMethodLeavesOutputsUnchanged) {
   if (!GetParam().zero_init) GTEST_SKIP() << "not zero-initialised";
-  auto base = adapted("");
-  auto m = adapted(GetParam().spec);
-  EXPECT_TRUE(torch::equal(logits(m), logits(base)));
+  auto base = adapted_on(GetParam(), "");
+  auto m = adapted_on(GetParam(), GetParam().spec);
+  EXPECT_TRUE(torch::equal(logits(m, GetParam()), logits(base, GetParam())));
 }
 
 TEST_P(MethodInvariants, OnlyDeclaredTensorsReceiveGradients) {
-  auto m = adapted(GetParam().spec);
+  auto m = adapted_on(GetParam(), GetParam().spec);
   perturb(m);  // so that no gradient is zero by accident of initialisation (LoRA's B = 0)
   m.model()->train();
   torch::manual_seed(0);
-  torch::Tensor loss = m.head().loss(m.forward(tiny_input()), torch::tensor({0, 2, 1}));
+  torch::Tensor loss = m.head().loss(m.forward(input_of(GetParam())), labels_of(GetParam()));
   loss.backward();
   std::set<const void*> declared;
   for (auto& t : m.trainable_tensors()) declared.insert(t.tensor.unsafeGetTensorImpl());
@@ -91,21 +134,21 @@ TEST_P(MethodInvariants, OnlyDeclaredTensorsReceiveGradients) {
 }
 
 TEST_P(MethodInvariants, SaveThenLoadIsBitExact) {
-  auto m = adapted(GetParam().spec);
+  auto m = adapted_on(GetParam(), GetParam().spec);
   perturb(m);
-  const torch::Tensor want = logits(m);
+  const torch::Tensor want = logits(m, GetParam());
   const fs::path dir = temp_dir(GetParam().name);
-  peft::save_adapter(m, dir.string(), "tiny-bert");
-  auto loaded = adapted("");
+  peft::save_adapter(m, dir.string(), GetParam().model);
+  auto loaded = adapted_on(GetParam(), "");
   peft::load_adapter(loaded, dir.string());
-  EXPECT_TRUE(torch::equal(logits(loaded), want));
+  EXPECT_TRUE(torch::equal(logits(loaded, GetParam()), want));
   EXPECT_EQ(loaded.methods().size(), m.methods().size());
   for (size_t i = 0; i < m.methods().size(); ++i) EXPECT_EQ(loaded.methods()[i]->type(), m.methods()[i]->type());
   fs::remove_all(dir);
 }
 
 TEST_P(MethodInvariants, MergeEqualsUnmerged) {
-  auto m = adapted(GetParam().spec);
+  auto m = adapted_on(GetParam(), GetParam().spec);
   if (!m.mergeable()) {
     EXPECT_THROW(m.merge(), peft::Error);
     GTEST_SKIP() << "not mergeable";
@@ -113,23 +156,34 @@ TEST_P(MethodInvariants, MergeEqualsUnmerged) {
   perturb(m);
   std::vector<torch::Tensor> before;
   for (auto& p : m.model()->parameters()) before.push_back(p.detach().clone());
-  const torch::Tensor unmerged = logits(m);
+  // Decoders: padding query rows are fully masked and mean nothing; compare the real positions.
+  const torch::Tensor keep = is_decoder(GetParam().model)
+                                 ? input_of(GetParam()).attention_mask.unsqueeze(-1).to(torch::kBool)
+                                 : torch::ones({1}, torch::kBool);
+  const torch::Tensor unmerged = logits(m, GetParam()).masked_fill(keep.logical_not(), 0);
+  // Float rounding scales with the logits (decoder fixtures' are ~10x tiny-bert's: init std 0.3-0.5).
+  const double atol = 1e-5 * std::max(1.0, unmerged.abs().max().item<double>());
   m.merge();
-  EXPECT_TRUE(torch::allclose(logits(m), unmerged, 1e-5, 1e-5));
+  const torch::Tensor merged = logits(m, GetParam()).masked_fill(keep.logical_not(), 0);
+  EXPECT_TRUE(torch::allclose(merged, unmerged, 1e-5, atol)) << (merged - unmerged).abs().max().item<double>();
   m.unmerge();
-  EXPECT_TRUE(torch::allclose(logits(m), unmerged, 1e-5, 1e-6));
+  const torch::Tensor again = logits(m, GetParam()).masked_fill(keep.logical_not(), 0);
+  EXPECT_TRUE(torch::allclose(again, unmerged, 1e-5, atol)) << (again - unmerged).abs().max().item<double>();
   auto after = m.model()->parameters();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::allclose(after[i], before[i], 1e-6, 1e-6));
 }
 
 TEST_P(MethodInvariants, FiniteDifferenceGradients) {
-  auto m = adapted(GetParam().spec);
+  auto m = adapted_on(GetParam(), GetParam().spec);
   perturb(m);
   m.model()->to(torch::kDouble);
-  const auto in = tiny_input();
+  const auto in = input_of(GetParam());
   torch::manual_seed(3);
-  const torch::Tensor weights = torch::randn({3, 3}, torch::kDouble);
-  auto loss = [&] { return (m.forward(in) * weights).sum(); };
+  const torch::Tensor weights = torch::randn(logits(m, GetParam()).sizes(), torch::kDouble);
+  // Padding positions of a decoder's output mean nothing (fully masked queries): leave them out.
+  const torch::Tensor valid = is_decoder(GetParam().model) ? in.attention_mask.unsqueeze(-1).to(torch::kDouble)
+                                                           : torch::ones({1}, torch::kDouble);
+  auto loss = [&] { return (m.forward(in) * weights * valid).sum(); };
 
   auto tensors = m.trainable_tensors();
   for (auto& p : m.model()->parameters()) p.mutable_grad() = torch::Tensor();
@@ -156,6 +210,30 @@ TEST_P(MethodInvariants, FiniteDifferenceGradients) {
     if (++checked >= 6) break;
   }
   EXPECT_GT(checked, 0);
+}
+
+// Decoders: every method acts during KV-cached generation as in a full forward (greedy tokens equal a loop
+// that recomputes the whole sequence each step), on a left-padded batch.
+TEST_P(MethodInvariants, CachedGenerationEqualsFullRecompute) {
+  if (!is_decoder(GetParam().model)) GTEST_SKIP() << "encoder";
+  auto m = adapted_on(GetParam(), GetParam().spec);
+  perturb(m);
+  const std::vector<std::vector<int64_t>> prompts = {{5, 17, 42, 8}, {9, 3}};
+  peft::GenerationOptions o;
+  o.max_new_tokens = 6;
+  const auto cached = peft::generate(m, prompts, o);
+  torch::NoGradGuard no_grad;
+  for (size_t r = 0; r < prompts.size(); ++r) {
+    std::vector<int64_t> seq = prompts[r], fresh;
+    for (int step = 0; step < 6; ++step) {
+      peft::ModelInput in;
+      in.input_ids = torch::tensor(seq).unsqueeze(0);
+      const int64_t next = m.forward(in)[0][-1].argmax().item<int64_t>();
+      fresh.push_back(next);
+      seq.push_back(next);
+    }
+    EXPECT_EQ(cached.tokens[r], fresh) << "row " << r;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, MethodInvariants, ::testing::ValuesIn(cases()),

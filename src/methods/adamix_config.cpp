@@ -64,8 +64,10 @@ AdaMixLoraConfig AdaMixLoraConfig::from_json(const nlohmann::json& j) {
   read_key(j, "r", c.r);
   read_key(j, "lora_alpha", c.lora_alpha);
   read_key(j, "lora_dropout", c.lora_dropout);
-  if (j.contains("target_modules") && !j["target_modules"].is_null())
+  if (j.contains("target_modules") && !j["target_modules"].is_null()) {
     c.target_modules = TargetModules::from_json(j["target_modules"], "adamix_lora: target_modules");
+    c.default_targets = false;
+  }
   read_key(j, "share", c.share);
   read_consistency(j, c.consistency);
   c.validate();

@@ -62,6 +62,8 @@ class AdaMixLora : public MixtureMethod {
     SiteIndex sites = model.sites();
     std::vector<std::string> names;
     for (auto& [path, site] : sites.linear) names.push_back(path);
+    if (config_.default_targets && !selects_any(config_.target_modules, names))
+      config_.target_modules = default_lora_targets(model.arch().model_type);
     for (auto& path : select_targets(config_.target_modules, names, "adamix_lora: target_modules")) {
       auto site = sites.linear.at(path);
       auto m = std::make_shared<AdaMixLoraLinear>(config_, site->in_features(), site->out_features());

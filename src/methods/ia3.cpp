@@ -16,8 +16,10 @@ void Ia3Config::validate() const {
 
 Ia3Config Ia3Config::from_json(const nlohmann::json& j) {
   Ia3Config c;
-  if (j.contains("target_modules") && !j["target_modules"].is_null())
+  if (j.contains("target_modules") && !j["target_modules"].is_null()) {
     c.target_modules = TargetModules::from_json(j["target_modules"], "ia3: target_modules");
+    c.default_targets = false;
+  }
   if (j.contains("feedforward_modules") && !j["feedforward_modules"].is_null())
     c.feedforward_modules = TargetModules::from_json(j["feedforward_modules"], "ia3: feedforward_modules");
   read_key(j, "init_ia3_weights", c.init_ia3_weights);
@@ -61,6 +63,11 @@ class Ia3 : public Method {
     SiteIndex sites = model.sites();
     std::vector<std::string> names;
     for (auto& [path, site] : sites.linear) names.push_back(path);
+    if (config_.default_targets && !selects_any(config_.target_modules, names)) {
+      const Ia3Targets d = default_ia3_targets(model.arch().model_type);
+      config_.target_modules = d.target_modules;
+      config_.feedforward_modules = d.feedforward_modules;
+    }
     for (auto& path : select_targets(config_.target_modules, names, "ia3: target_modules")) {
       auto site = sites.linear.at(path);
       auto m = std::make_shared<Ia3Linear>(config_.feedforward_modules.matches(path), site->in_features(),

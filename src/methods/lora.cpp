@@ -30,8 +30,10 @@ LoraConfig LoraConfig::from_json(const nlohmann::json& j) {
   read_key(j, "r", c.r);
   read_key(j, "lora_alpha", c.lora_alpha);
   read_key(j, "lora_dropout", c.lora_dropout);
-  if (j.contains("target_modules") && !j["target_modules"].is_null())
+  if (j.contains("target_modules") && !j["target_modules"].is_null()) {
     c.target_modules = TargetModules::from_json(j["target_modules"], "lora: target_modules");
+    c.default_targets = false;
+  }
   read_key(j, "bias", c.bias);
   read_key(j, "fan_in_fan_out", c.fan_in_fan_out);
   read_key(j, "use_rslora", c.use_rslora);
@@ -102,6 +104,8 @@ class Lora : public Method {
     for (auto& [path, site] : sites.linear) names.push_back(path);
     // Biases to train are those of the base model, taken before any LoRA module exists.
     auto base = base_named_parameters(model);
+    if (config_.default_targets && !selects_any(config_.target_modules, names))
+      config_.target_modules = default_lora_targets(model.arch().model_type);
     for (auto& path : select_targets(config_.target_modules, names, "lora: target_modules")) {
       auto site = sites.linear.at(path);
       // As PEFT: Conv1D layers (GPT-2) store the weight transposed, and the config says so.

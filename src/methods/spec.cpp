@@ -21,8 +21,7 @@ const std::vector<std::pair<std::string, std::vector<MethodSpecItem>>>& presets(
        {{"bottleneck", json{{"placement", "ffn"}, {"insertion", "sequential"}, {"composition", "add"}, {"r", 64},
                             {"activation", "relu"}, {"init", "near_identity"}}}}},
       {"lora",
-       {{"lora", json{{"r", 8}, {"lora_alpha", 8}, {"lora_dropout", 0.1},
-                      {"target_modules", json::array({"query", "value"})}}}}},
+       {{"lora", json{{"r", 8}, {"lora_alpha", 8}, {"lora_dropout", 0.1}}}}},  // targets: the model type's default
       {"prefix", {{"prefix", json{{"num_virtual_tokens", 200}, {"prefix_projection", true}, {"encoder_hidden_size", 512}}}}},
       {"parallel",
        {{"bottleneck", json{{"placement", "ffn"}, {"insertion", "parallel"}, {"composition", "add"}, {"r", 512},
@@ -41,7 +40,7 @@ const std::vector<std::pair<std::string, std::vector<MethodSpecItem>>>& presets(
                         {"insertion", "sequential"}, {"activation", "relu"}, {"consistency_weight", 1.0}}}}},
       {"adamix_lora",
        {{"adamix_lora", json{{"num_experts", 4}, {"r", 4}, {"lora_alpha", 32}, {"lora_dropout", 0.1}, {"share", "B"},
-                             {"target_modules", json::array({"query", "value"})}, {"consistency_weight", 1.0}}}}},
+                             {"consistency_weight", 1.0}}}}},
   };
   return table;
 }

@@ -88,4 +88,23 @@ std::vector<std::string> select_targets(const TargetModules& targets, const std:
   return out;
 }
 
+bool selects_any(const TargetModules& targets, const std::vector<std::string>& available) {
+  for (const auto& path : available)
+    if (targets.matches(path)) return true;
+  return false;
+}
+
+TargetModules default_lora_targets(const std::string& model_type) {
+  if (model_type == "gpt2") return TargetModules::list({"c_attn"});
+  if (model_type == "llama" || model_type == "mistral") return TargetModules::list({"q_proj", "v_proj"});
+  return TargetModules::list({"query", "value"});
+}
+
+Ia3Targets default_ia3_targets(const std::string& model_type) {
+  if (model_type == "gpt2") return {TargetModules::list({"c_attn", "mlp.c_proj"}), TargetModules::list({"mlp.c_proj"})};
+  if (model_type == "llama" || model_type == "mistral")
+    return {TargetModules::list({"k_proj", "v_proj", "down_proj"}), TargetModules::list({"down_proj"})};
+  return {TargetModules::list({"key", "value", "output.dense"}), TargetModules::list({"output.dense"})};
+}
+
 }  // namespace peft

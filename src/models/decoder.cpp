@@ -16,7 +16,8 @@ RMSNormImpl::RMSNormImpl(int64_t hidden, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor h = x.to(torch::kFloat);
+  // float32 at least, as HF's upcast; double stays double (gradient checks run in double).
+  const torch::Tensor h = x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
   const torch::Tensor normed = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight * normed.to(x.scalar_type());
 }

@@ -93,8 +93,10 @@ torch::Tensor LlamaForCausalLM::run_layers(torch::Tensor hidden, DecoderPass& pa
   RowRouting* routing = &pass.context->routing;
   const int64_t batch = hidden.size(0), tokens = hidden.size(1), head_dim = config_.head_dim;
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  // cos/sin once per pass, (batch, 1, tokens, head_dim), in float32 then the model's dtype as HF does.
-  const torch::Tensor freqs = pass.positions.to(torch::kFloat).unsqueeze(-1) * inv_freq_.to(hidden.device());
+  // cos/sin once per pass, (batch, 1, tokens, head_dim), in float32 then the model's dtype as HF does
+  // (double models keep double).
+  const auto angle_type = hidden.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+  const torch::Tensor freqs = pass.positions.to(angle_type).unsqueeze(-1) * inv_freq_.to(hidden.device(), angle_type);
   const torch::Tensor angles = torch::cat({freqs, freqs}, -1);
   const torch::Tensor cos = angles.cos().to(hidden.scalar_type()).unsqueeze(1);
   const torch::Tensor sin = angles.sin().to(hidden.scalar_type()).unsqueeze(1);

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   peft::cli::add_quickstart_command(app);
   peft::cli::add_diff_command(app);
   peft::cli::add_generate_command(app);
+  peft::cli::add_export_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -45,6 +45,7 @@ struct AdaMixLoraConfig {
   double lora_alpha = 32;
   double lora_dropout = 0.0;
   TargetModules target_modules = TargetModules::list({"query", "value"});
+  bool default_targets = true;  // not given: if these fit no module, LoRA's default for the model type
   std::string share = "B";  // none | A | B
   ConsistencyOptions consistency;
 

@@ -15,6 +15,7 @@ namespace peft {
 struct Ia3Config {
   TargetModules target_modules = TargetModules::list({"key", "value", "output.dense"});
   TargetModules feedforward_modules = TargetModules::list({"output.dense"});
+  bool default_targets = true;  // no target_modules given: PEFT's defaults for the model type, at attach
   bool init_ia3_weights = true;  // false: random vectors (tests)
 
   void validate() const;

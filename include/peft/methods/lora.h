@@ -17,6 +17,7 @@ struct LoraConfig {
   double lora_alpha = 8;
   double lora_dropout = 0.0;
   TargetModules target_modules = TargetModules::list({"query", "value"});
+  bool default_targets = true;  // none given: PEFT's defaults for the model type, chosen at attach
   std::string bias = "none";  // none | all | lora_only: which biases also train
   bool fan_in_fan_out = false;  // checkpoint stores weights (in × out) (GPT-2 Conv1D); sites always hold (out × in)
   bool use_rslora = false;

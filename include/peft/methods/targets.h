@@ -27,6 +27,20 @@ struct TargetModules {
 
 // The paths of `available` that `targets` selects, in order. When none match, throws a one-line
 // peft::Error naming the option and listing the available module names (their last components).
+// PEFT's defaults for a config that names no target_modules, by HF model_type
+// (TRANSFORMERS_MODELS_TO_{LORA,IA3}_TARGET_MODULES_MAPPING): LoRA bert/roberta query+value, gpt2 c_attn,
+// llama/mistral q_proj+v_proj; IA3 also the feed-forward output (bert output.dense, gpt2 mlp.c_proj,
+// llama down_proj). Unknown types keep BERT's names.
+TargetModules default_lora_targets(const std::string& model_type);
+struct Ia3Targets {
+  TargetModules target_modules, feedforward_modules;
+};
+Ia3Targets default_ia3_targets(const std::string& model_type);
+
+// Whether `targets` selects any of `available` (a config's built-in default that fits no module of this
+// architecture gives way to the model type's default).
+bool selects_any(const TargetModules& targets, const std::vector<std::string>& available);
+
 std::vector<std::string> select_targets(const TargetModules& targets, const std::vector<std::string>& available,
                                         const std::string& option);
 

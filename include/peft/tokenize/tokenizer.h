@@ -125,7 +125,7 @@ class StreamingDecoder {
 
 // Loads the tokenizer of a model (or tokenizer-only) folder: tokenizer.json when present (WordPiece
 // or BPE model), else vocab.json + merges.txt or encoder.json + vocab.bpe (byte-level BPE: GPT-2,
-// RoBERTa), else vocab.txt (WordPiece); tokenizer_config.json and special_tokens_map.json add
+// RoBERTa), else tokenizer.model (SentencePiece, as LlamaTokenizerFast), else vocab.txt (WordPiece); tokenizer_config.json and special_tokens_map.json add
 // special token names and limits. Throws peft::Error naming the file that is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
