@@ -10,6 +10,7 @@
 #include "peft/error.h"
 #include "peft/generate/generate.h"
 #include "peft/methods/adapter_io.h"
+#include "peft/methods/diff_pruning.h"
 #include "peft/models/decoder.h"
 #include "test_methods_util.h"
 
@@ -241,3 +242,28 @@ TEST_P(MethodInvariants, CachedGenerationEqualsFullRecompute) {
 
 INSTANTIATE_TEST_SUITE_P(AllMethods, MethodInvariants, ::testing::ValuesIn(cases()),
                          [](const auto& info) { return info.param.name; });
+
+// Diff pruning keeps its tensors outside the module tree (they replace weights before each forward), so
+// the generic gradient check above cannot see them: check on the decoders that the task loss plus the L0
+// penalty reaches every diff vector and gate, and that zero diffs leave the base model's logits.
+TEST(DiffPruningOnDecoders, LossReachesEveryDiffAndGateAndZeroDiffIsTheBase) {
+  for (const std::string model : {"tiny-gpt2", "tiny-llama"}) {
+    Case c{"diff_pruning", "diff_pruning", true, model};
+    auto base = adapted_on(c, "");
+    auto m = adapted_on(c, "diff_pruning");
+    EXPECT_TRUE(torch::equal(logits(m, c), logits(base, c))) << model;
+    m.model()->train();
+    torch::manual_seed(0);
+    const torch::Tensor loss = m.head().loss(m.forward(input_of(c)), labels_of(c));
+    auto method = std::dynamic_pointer_cast<peft::DiffPruning>(m.methods().at(0));
+    ASSERT_TRUE(method) << model;
+    (loss + 1e-3 * method->penalty()).backward();
+    int64_t tensors = 0;
+    for (auto& t : m.trainable_tensors()) {
+      ++tensors;
+      ASSERT_TRUE(t.tensor.grad().defined()) << model << " " << t.key;
+      EXPECT_GT(t.tensor.grad().abs().sum().item<double>(), 0) << model << " " << t.key;
+    }
+    EXPECT_GT(tensors, 10) << model;
+  }
+}
