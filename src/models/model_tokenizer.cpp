@@ -69,6 +69,12 @@ std::string folder_chat_template(const fs::path& dir) {
 
 }  // namespace
 
+void check_tokenizer_fits(const ModelTokenizer& mt, int64_t embedding_rows) {
+  if (int64_t(mt.tokenizer->vocab_size()) > embedding_rows)
+    fail("{}: the tokenizer has {} tokens but the model's embedding has {} rows (a tokenizer of another model?)",
+         mt.source, mt.tokenizer->vocab_size(), embedding_rows);
+}
+
 ModelTokenizer load_model_tokenizer(const std::string& model) {
   // A folder is taken as it is: tokenizer-only folders (vocab.json + merges.txt, tokenizer.json) have no config.json.
   std::error_code ec;

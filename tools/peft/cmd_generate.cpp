@@ -109,9 +109,7 @@ void run_generate(GenerateArgs args) {
   load.dtype = args.dtype == "bfloat16" ? torch::kBFloat16 : torch::kFloat;
   auto lm = load_causal_lm(args.model, load);
   const ModelTokenizer mt = load_model_tokenizer(args.model);
-  if (int64_t(mt.tokenizer->vocab_size()) > lm->arch().vocab_size)
-    fail("{}: the tokenizer has {} tokens but the model's embedding has {} rows (a tokenizer of another model?)",
-         mt.source, mt.tokenizer->vocab_size(), lm->arch().vocab_size);
+  check_tokenizer_fits(mt, lm->arch().vocab_size);
   AdaptedModel model(std::static_pointer_cast<Model>(lm));
   if (!args.adapter.empty()) load_adapter(model, args.adapter);
   lm->eval();

@@ -57,9 +57,7 @@ void run_train_lm(const TrainArgs& a) {
   LoadOptions load;
   load.device = a.options.device;
   auto lm = load_causal_lm(a.model, load);
-  if (int64_t(mt.tokenizer->vocab_size()) > lm->arch().vocab_size)
-    fail("{}: the tokenizer has {} tokens but the model's embedding has {} rows", mt.source, mt.tokenizer->vocab_size(),
-         lm->arch().vocab_size);
+  check_tokenizer_fits(mt, lm->arch().vocab_size);
   auto model = std::make_shared<AdaptedModel>(std::static_pointer_cast<Model>(lm));
   model->add(make_methods(items));
   const ParamReport params = count_parameters(*model);

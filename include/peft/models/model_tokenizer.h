@@ -18,4 +18,8 @@ struct ModelTokenizer {
 
 ModelTokenizer load_model_tokenizer(const std::string& model);
 
+// Throws naming the tokenizer's source when it has more tokens than the model's embedding has rows
+// (a tokenizer of another model).
+void check_tokenizer_fits(const ModelTokenizer& tokenizer, int64_t embedding_rows);
+
 }  // namespace peft
