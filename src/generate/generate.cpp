@@ -87,6 +87,13 @@ GenerationResult generate(Model& model, const std::vector<std::vector<int64_t>>&
   ForwardContext context;
   context.cache = &cache;
   context.last_position_only = true;
+  if (!o.row_adapters.empty()) {
+    if (int64_t(o.row_adapters.size()) != batch)
+      fail("generate: {} row adapters for {} prompts", o.row_adapters.size(), batch);
+    context.routing.assign("", {});  // rows of the base model see no adapter
+    for (int64_t r = 0; r < batch; ++r)
+      if (!o.row_adapters[size_t(r)].empty()) context.routing.assign(o.row_adapters[size_t(r)], {r});
+  }
 
   std::optional<torch::Generator> generator;  // sampling draws on the CPU so a seed means the same on CUDA
   if (o.seed) generator = at::detail::createCPUGenerator(*o.seed);

@@ -103,16 +103,15 @@ void save_adapter(AdaptedModel& model, const std::string& dir, const std::string
   io::write_file_atomically((fs::path(dir) / "adapter_config.json").string(), config.dump(2) + "\n");
 }
 
-void load_adapter(AdaptedModel& model, const std::string& dir) {
-  if (!model.methods().empty()) fail("load_adapter: the model already has methods attached");
-  const fs::path folder(dir);
-  const json config = read_json(folder / "adapter_config.json");
-  const std::string where = (folder / "adapter_config.json").string();
+namespace {
+
+// The methods an adapter folder describes (not attached yet). Checks the task type and, for prefix
+// tuning, that the prefix table's layout fits the model.
+std::vector<std::shared_ptr<Method>> methods_of(const json& config, const Model& model, const std::string& where) {
   if (!config.contains("peft_type") || !config["peft_type"].is_string()) fail("{}: no peft_type", where);
   const std::string task_type = model.head().peft_task_type();
   if (config.contains("task_type") && !config["task_type"].is_null() && config["task_type"] != task_type)
     fail("{}: task_type {} does not fit this model (expected {})", where, config["task_type"].dump(), task_type);
-
   std::vector<json> entries;
   if (config["peft_type"] == kMulti) {
     if (!config.contains("methods") || !config["methods"].is_array()) fail("{}: MULTI_METHOD without \"methods\"", where);
@@ -120,60 +119,139 @@ void load_adapter(AdaptedModel& model, const std::string& dir) {
   } else {
     entries.push_back(config);
   }
+  std::vector<std::shared_ptr<Method>> out;
   try {
     for (auto& e : entries) {
       if (!e.contains("peft_type") || !e["peft_type"].is_string()) fail("method entry without peft_type");
       const MethodType& type = method_type_for_peft_type(e["peft_type"].get<std::string>());
-      auto method = type.make(e);
       if (type.name == "prefix") {  // the prefix table's layout must fit this model
-        for (auto& [key, want] : prompt_layout(model.model()->arch()))
+        for (auto& [key, want] : prompt_layout(model.arch()))
           if (e.contains(key) && e[key].is_number() && e[key].get<int64_t>() != want)
             fail("prefix: {} is {} but the model has {} (adapter made for another base model?)", key,
                  e[key].get<int64_t>(), want);
       }
-      model.add(method);
+      out.push_back(type.make(e));
     }
   } catch (const Error& e) {
-    model.remove_all();
     fail("{}: {}", where, e.what());
   }
+  return out;
+}
 
-  auto tensors = read_tensors(folder);
+// An adapter file's tensors with a record of which ones were asked for.
+struct TensorLookup {
+  std::string dir;
+  std::map<std::string, torch::Tensor> tensors;
   std::set<std::string> used;
-  auto lookup = [&](const std::string& key) -> torch::Tensor {
+
+  torch::Tensor operator()(const std::string& key) {
     auto it = tensors.find(key);
     if (it == tensors.end()) fail("{}: adapter file has no tensor {} (adapter made for another base model?)", dir, key);
     used.insert(key);
     return it->second;
-  };
+  }
+  // The head's tensors are in the file under `prefix` + their parameter names.
+  bool has_head(const Model& model, const std::string& prefix) const {
+    for (auto& [key, t] : tensors)
+      for (auto& head : model.head_parameter_prefixes())
+        if (key.rfind(prefix + head, 0) == 0) return true;
+    return false;
+  }
+  // PEFT's bias="all" files also hold copies of the head under modules_to_save names; they are redundant.
+  void check_all_used() const {
+    std::vector<std::string> unused;
+    for (auto& [key, t] : tensors)
+      if (!used.count(key) && key.find(".modules_to_save.") == std::string::npos &&
+          key.find(".original_module.") == std::string::npos)
+        unused.push_back(key);
+    if (!unused.empty())
+      fail("{}: {} adapter tensor(s) match nothing in the model, e.g. {} (adapter made for another base model?)", dir,
+           unused.size(), unused.front());
+  }
+};
+
+}  // namespace
+
+void load_adapter(AdaptedModel& model, const std::string& dir) {
+  if (!model.methods().empty()) fail("load_adapter: the model already has methods attached");
+  const fs::path folder(dir);
+  const std::string where = (folder / "adapter_config.json").string();
+  const auto methods = methods_of(read_json(folder / "adapter_config.json"), *model.model(), where);
   try {
-    for (auto& m : model.methods()) m->load_tensors(lookup);
+    for (auto& m : methods) model.add(m);
+  } catch (const Error& e) {
+    model.remove_all();
+    fail("{}: {}", where, e.what());
+  }
+  TensorLookup lookup{dir, read_tensors(folder), {}};
+  try {
+    for (auto& m : model.methods()) m->load_tensors(std::ref(lookup));
     // Adapters that carry the head replace the base head with it (PEFT does so even when
     // modules_to_save is null).
     const std::string head_prefix = model.methods().front()->head_key_prefix();
-    bool has_head = false;
-    for (auto& [key, t] : tensors)
-      for (auto& prefix : model.model()->head_parameter_prefixes()) has_head |= key.rfind(head_prefix + prefix, 0) == 0;
-    if (has_head) {
+    if (lookup.has_head(*model.model(), head_prefix))
       for (auto& [name, p] : base_named_parameters(*model.model()))
         if (is_head_parameter(*model.model(), name)) copy_checked(p, lookup(head_prefix + name), head_prefix + name);
-    }
+    lookup.check_all_used();
   } catch (const Error&) {
     model.remove_all();
     throw;
   }
-  // PEFT's bias="all" files also hold copies of the head under these names; they are redundant.
-  std::vector<std::string> unused;
-  for (auto& [key, t] : tensors)
-    if (!used.count(key) && key.find(".modules_to_save.") == std::string::npos &&
-        key.find(".original_module.") == std::string::npos)
-      unused.push_back(key);
-  if (!unused.empty()) {
-    model.remove_all();
-    fail("{}: {} adapter tensor(s) match nothing in the model, e.g. {} (adapter made for another base model?)", dir,
-         unused.size(), unused.front());
-  }
   model.refreeze();
+}
+
+NamedAdapter load_named_adapter(Model& model, const std::string& dir, const std::string& name) {
+  const fs::path folder(dir);
+  const std::string where = (folder / "adapter_config.json").string();
+  NamedAdapter out;
+  out.methods = methods_of(read_json(folder / "adapter_config.json"), model, where);
+  std::vector<std::shared_ptr<Method>> attached;
+  auto detach_all = [&] {
+    for (auto it = attached.rbegin(); it != attached.rend(); ++it) (*it)->detach(model);
+  };
+  try {
+    for (auto& m : out.methods) {
+      m->set_adapter_name(name);
+      m->attach(model);
+      attached.push_back(m);
+    }
+  } catch (const Error& e) {
+    detach_all();
+    fail("{}: {}", where, e.what());
+  }
+  // A method that trains the base model's own tensors (BitFit, full fine-tuning, LoRA with bias)
+  // would change them for every task.
+  std::set<const void*> base;
+  for (auto& [param, p] : base_named_parameters(model))
+    if (!is_head_parameter(model, param)) base.insert(p.data_ptr());
+  for (auto& m : out.methods)
+    for (auto& t : m->tensors())
+      if (base.count(t.tensor.data_ptr())) {
+        detach_all();
+        fail("{}: {} trains the base model's own tensors ({}), so it cannot share the base with other tasks (serve "
+             "a merged model instead)", dir, m->type(), t.key);
+      }
+  TensorLookup lookup{dir, read_tensors(folder), {}};
+  try {
+    for (auto& m : out.methods) m->load_tensors(std::ref(lookup));
+    const std::string head_prefix = out.methods.front()->head_key_prefix();
+    if (lookup.has_head(model, head_prefix))
+      for (auto& [param, p] : base_named_parameters(model)) {
+        if (!is_head_parameter(model, param)) continue;
+        const std::string key = head_prefix + param;
+        torch::Tensor t = lookup(key);
+        // The task's own label count may differ from the shared model's head: only the input side must fit.
+        if (t.dim() != p.dim() || (p.dim() == 2 && t.size(1) != p.size(1)))
+          fail("{}: {} has shape {} but the model expects {} (adapter made for another base model?)", dir, key,
+               fmt::format("({})", fmt::join(t.sizes(), ", ")), fmt::format("({})", fmt::join(p.sizes(), ", ")));
+        out.head.emplace_back(param, t.to(p.device(), p.scalar_type()));
+      }
+    lookup.check_all_used();
+  } catch (const Error&) {
+    detach_all();
+    throw;
+  }
+  return out;
 }
 
 std::optional<int64_t> adapter_num_labels(const std::string& dir) {

@@ -44,6 +44,13 @@ void DiffStore::deactivate() {
   active_.clear();
 }
 
+void DiffStore::remove(const std::string& task) {
+  auto it = diffs_.find(task);
+  if (it == diffs_.end()) fail("diff store: no task named {}", task);
+  if (active_ == task) deactivate();
+  diffs_.erase(it);
+}
+
 std::vector<std::string> DiffStore::tasks() const {
   std::vector<std::string> out;
   for (const auto& [name, d] : diffs_) out.push_back(name);

@@ -47,6 +47,7 @@ class Ia3Linear : public LinearMethod {
   torch::Tensor transform_output(const torch::Tensor& x, torch::Tensor y) override {
     return feedforward || merged ? y : y * ia3_l.view(-1);
   }
+  bool changes_weight_or_input() const override { return feedforward && !merged; }
 
   torch::Tensor ia3_l;
   const bool feedforward;

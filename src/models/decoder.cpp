@@ -58,14 +58,20 @@ DecoderPass CausalLM::begin_pass(const ModelInput& in, ForwardContext& context) 
   pass.context = &context;
   // Attention-KV methods' virtual tokens come before the input, like past tokens (as PEFT's prefix
   // tuning passes them as past_key_values): positions start after them.
+  // With rows routed to several tasks, each row's positions start after its own task's tokens.
+  const bool routed = context.routing.active() && !kv_site.empty();
   const int64_t virtual_total = kv_site.virtual_tokens();
   pass.virtual_tokens = fresh ? virtual_total : 0;
+  torch::Tensor shift = torch::full({1, 1}, virtual_total, ids.options().dtype(torch::kLong));
+  if (routed) shift = torch::tensor(kv_site.virtual_tokens_per_row(context.routing, batch), torch::kLong)
+                          .to(ids.device()).view({batch, 1});
   if (in.position_ids.defined()) {
     if (in.position_ids.sizes() != ids.sizes()) fail("position_ids must have the shape of input_ids");
-    pass.positions = in.position_ids + virtual_total;
+    pass.positions = in.position_ids + shift;
   } else {
-    const int64_t start = fresh ? virtual_total : cached;
-    pass.positions = torch::arange(start, start + tokens, ids.options().dtype(torch::kLong)).unsqueeze(0).expand({batch, tokens});
+    if (routed && !fresh) fail("rows routed to tasks with virtual tokens need position_ids after the first pass");
+    const torch::Tensor start = fresh ? shift : torch::full({1, 1}, cached, ids.options().dtype(torch::kLong));
+    pass.positions = (torch::arange(tokens, ids.options().dtype(torch::kLong)).unsqueeze(0) + start).expand({batch, tokens});
   }
 
   // Which keys each query may see: earlier (cached) keys and itself, minus padding.
@@ -104,7 +110,13 @@ torch::Tensor CausalLM::attend(const torch::Tensor& q, torch::Tensor k, torch::T
   const bool fresh = !context.cache || context.cache->length() == 0;  // length() moves at commit, after every layer
   if (fresh && !site.empty()) {
     AttentionKV kv{k, v, mask};
+    const int64_t before = k.size(2);
     site.forward(kv, &context.routing);
+    if (context.routing.active() && !pass.virtual_mask.defined()) {
+      // Routed: only the routed tasks' tokens were prepended, each visible to its own rows only.
+      pass.virtual_tokens = kv.key.size(2) - before;
+      pass.virtual_mask = kv.mask.narrow(3, 0, pass.virtual_tokens).select(1, 0).select(1, -1).eq(0).to(torch::kLong);
+    }
     k = kv.key;
     v = kv.value;
     mask = kv.mask;
@@ -123,7 +135,9 @@ torch::Tensor CausalLM::hidden_states(const ModelInput& in, ForwardContext& cont
     const int64_t batch = in.input_ids.size(0);
     torch::Tensor real = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong)
                                                      : torch::ones_like(in.input_ids);
-    if (pass.virtual_tokens > 0)
+    if (pass.virtual_mask.defined())
+      real = torch::cat({pass.virtual_mask.to(real.device()), real}, 1);
+    else if (pass.virtual_tokens > 0)
       real = torch::cat({torch::ones({batch, pass.virtual_tokens}, real.options()), real}, 1);
     context.cache->commit(real);
   }

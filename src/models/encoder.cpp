@@ -1,9 +1,11 @@
 #include "peft/models/encoder.h"
 
+#include <algorithm>
 #include <limits>
 
 #include <ATen/ops/scaled_dot_product_attention.h>
 #include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/linear.h>
 #include <torch/nn/functional/dropout.h>
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/functional/normalization.h>
@@ -57,16 +59,18 @@ EmbeddingsImpl::EmbeddingsImpl(const EncoderConfig& config) : config_(config) {
   LayerNorm = register_module("LayerNorm", layer_norm(config.hidden_size, config.layer_norm_eps));
 }
 
-torch::Tensor EmbeddingsImpl::forward(const ModelInput& in, int64_t past_length) {
+torch::Tensor EmbeddingsImpl::forward(const ModelInput& in, int64_t past_length, const torch::Tensor& row_past) {
   const auto& ids = in.input_ids;
   const int64_t tokens = ids.size(1);
+  // Each row's shift: one for the batch, or per row when rows of several tasks carry different prefixes.
+  const torch::Tensor past = row_past.defined() ? row_past.view({-1, 1}) : torch::full({1, 1}, past_length, ids.options());
   torch::Tensor positions;
   if (config_.family == EncoderFamily::Roberta) {
     // RoBERTa counts only non-padding tokens, starting after padding_idx.
     auto not_pad = ids.ne(config_.pad_token_id).to(torch::kLong);
-    positions = (not_pad.cumsum(1) + past_length) * not_pad + config_.pad_token_id;
+    positions = (not_pad.cumsum(1) + past) * not_pad + config_.pad_token_id;
   } else {
-    positions = torch::arange(past_length, past_length + tokens, ids.options()).unsqueeze(0);
+    positions = torch::arange(tokens, ids.options()).unsqueeze(0) + past;
   }
   // Upper bound of the largest position id, checked without reading device memory.
   const int64_t last_position =
@@ -204,9 +208,21 @@ EncoderOutput EncoderModelImpl::forward(const ModelInput& full, ForwardContext& 
     in.attention_mask = full.attention_mask.narrow(1, 0, keep);
     if (full.token_type_ids.defined()) in.token_type_ids = full.token_type_ids.narrow(1, 0, keep);
   }
-  // Prefix tuning's virtual tokens act as past tokens: they shift the position ids, as in HF.
-  const int64_t past_length = layers.empty() ? 0 : layers.front()->kv_site->virtual_tokens();
-  torch::Tensor hidden = embeddings->forward(in, past_length);
+  // Prefix tuning's virtual tokens act as past tokens: they shift the position ids, as in HF. With
+  // rows routed to several tasks, each row is shifted by its own task's prefix.
+  int64_t past_length = 0;
+  torch::Tensor row_past;
+  if (!layers.empty()) {
+    const AttentionKVSite& kv = *layers.front()->kv_site;
+    if (context.routing.active() && !kv.empty()) {
+      std::vector<int64_t> per_row = kv.virtual_tokens_per_row(context.routing, in.input_ids.size(0));
+      past_length = *std::max_element(per_row.begin(), per_row.end());
+      row_past = torch::tensor(per_row, torch::kLong).to(in.input_ids.device());
+    } else {
+      past_length = kv.virtual_tokens();
+    }
+  }
+  torch::Tensor hidden = embeddings->forward(in, past_length, row_past);
 
   // Additive mask (batch, 1, 1, tokens): 0 where attended, the lowest float where masked, as HF builds it.
   // Without padding there is no mask at all, which lets attention take its fused kernel.
@@ -314,6 +330,23 @@ torch::Tensor SequenceClassifierImpl::forward(const ModelInput& input, ForwardCo
   torch::Tensor x = maybe_dropout(out.last_hidden_state.select(1, 0), p, training);
   x = torch::tanh(classifier_dense->forward(x, routing));
   return classifier_out_proj->forward(maybe_dropout(x, p, training), routing);
+}
+
+torch::Tensor SequenceClassifierImpl::head_logits(const EncoderOutput& out,
+                                                 const std::map<std::string, torch::Tensor>& head) const {
+  auto get = [&](const std::string& name, bool required) {
+    auto it = head.find(name);
+    if (it != head.end()) return it->second;
+    if (required) fail("head: no tensor {}", name);
+    return torch::Tensor();
+  };
+  if (classifier) {
+    if (!out.pooled.defined()) fail("head: the encoder has no pooler");
+    return F::linear(out.pooled, get("classifier.weight", true), get("classifier.bias", false));
+  }
+  torch::Tensor x = torch::tanh(F::linear(out.last_hidden_state.select(1, 0), get("classifier.dense.weight", true),
+                                          get("classifier.dense.bias", false)));
+  return F::linear(x, get("classifier.out_proj.weight", true), get("classifier.out_proj.bias", false));
 }
 
 SiteIndex SequenceClassifierImpl::sites() const {

@@ -47,6 +47,12 @@ void RowRouting::assign(const std::string& adapter, std::vector<int64_t> rows) {
   token_index_.erase(adapter);
 }
 
+const std::vector<int64_t>& RowRouting::rows(const std::string& adapter) const {
+  static const std::vector<int64_t> none;
+  auto it = rows_.find(adapter);
+  return it == rows_.end() ? none : it->second;
+}
+
 void RowRouting::set_token_rows(torch::Tensor token_rows) {
   token_rows_ = std::move(token_rows);
   token_index_.clear();

@@ -98,4 +98,19 @@ ModelTokenizer load_model_tokenizer(const std::string& model) {
   return out;
 }
 
+size_t sentence_max_length(const std::string& model_dir, const tok::Tokenizer& tokenizer, const EncoderConfig& config) {
+  size_t limit = static_cast<size_t>(config.max_position_embeddings);
+  if (config.family == EncoderFamily::Roberta) limit -= static_cast<size_t>(config.pad_token_id) + 1;
+  const fs::path path = fs::path(model_dir) / "sentence_bert_config.json";
+  std::ifstream st(path);
+  if (st) {
+    nlohmann::json j = nlohmann::json::parse(st, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) fail("{}: invalid JSON", path.string());
+    if (j.is_object() && j.contains("max_seq_length") && j["max_seq_length"].is_number_integer())
+      return std::min(limit, j["max_seq_length"].get<size_t>());
+  }
+  if (auto m = tokenizer.model_max_length()) return std::min(limit, *m);
+  return limit;
+}
+
 }  // namespace peft

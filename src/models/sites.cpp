@@ -207,4 +207,14 @@ int64_t AttentionKVSite::virtual_tokens() const {
   return n;
 }
 
+std::vector<int64_t> AttentionKVSite::virtual_tokens_per_row(const RowRouting& routing, int64_t batch) const {
+  std::vector<int64_t> out(static_cast<size_t>(batch), 0);
+  for (auto& e : methods_)
+    for (int64_t row : routing.rows(e.adapter)) {
+      if (row < 0 || row >= batch) fail("{}: adapter \"{}\" routed to row {} of a batch of {}", path(), e.adapter, row, batch);
+      out[static_cast<size_t>(row)] += e.module->virtual_tokens();
+    }
+  return out;
+}
+
 }  // namespace peft

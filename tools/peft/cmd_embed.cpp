@@ -11,6 +11,7 @@
 #include "peft/error.h"
 #include "peft/models/checkpoint.h"
 #include "peft/models/load.h"
+#include "peft/models/model_tokenizer.h"
 #include "peft/tokenize/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -24,24 +25,6 @@ struct EmbedArgs {
   bool no_normalize = false;
 };
 
-// sentence-transformers truncates to sentence_bert_config.json's max_seq_length; otherwise the tokenizer's limit.
-size_t default_max_length(const fs::path& dir, const tok::Tokenizer& tokenizer, const EncoderConfig& config) {
-  size_t limit = static_cast<size_t>(config.max_position_embeddings);
-  if (config.family == EncoderFamily::Roberta) limit -= static_cast<size_t>(config.pad_token_id) + 1;
-  std::ifstream st(dir / "sentence_bert_config.json");
-  if (st) {
-    try {
-      auto j = nlohmann::json::parse(st);
-      if (j.contains("max_seq_length") && j["max_seq_length"].is_number_integer())
-        return std::min(limit, j["max_seq_length"].get<size_t>());
-    } catch (const nlohmann::json::exception&) {
-      fail("{}: invalid JSON", (dir / "sentence_bert_config.json").string());
-    }
-  }
-  if (auto m = tokenizer.model_max_length()) return std::min(limit, *m);
-  return limit;
-}
-
 void run_embed(const EmbedArgs& args) {
   if (args.batch_size == 0) fail("--batch-size must be at least 1");
   const torch::Device device = parse_device(args.device);
@@ -50,7 +33,7 @@ void run_embed(const EmbedArgs& args) {
   LoadOptions load;
   load.device = device;
   EncoderModel encoder = load_encoder_model(dir.string(), load);
-  const size_t max_length = args.max_length ? args.max_length : default_max_length(dir, *tokenizer, encoder->config());
+  const size_t max_length = args.max_length ? args.max_length : sentence_max_length(dir.string(), *tokenizer, encoder->config());
 
   const auto lines = read_lines(args.input);
   // Sort by length so batches carry little padding; results are written back in input order.

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <torch/types.h>
@@ -25,6 +26,9 @@ struct GenerationOptions {
   std::vector<int64_t> stop_token_ids;  // a row ends when it emits one (kept in its output)
   int64_t pad_token_id = 0;             // fills left padding and finished rows
   std::optional<uint64_t> seed;
+  // Serving several tasks in one batch: each prompt's adapter (task) name, "" for the base model.
+  // Empty: every attached adapter applies to every row, as for one task.
+  std::vector<std::string> row_adapters;
 };
 
 struct GenerationResult {

@@ -26,6 +26,16 @@ void save_adapter(AdaptedModel& model, const std::string& dir, const std::string
 // unused tensors and shape mismatches (an adapter made for another base model).
 void load_adapter(AdaptedModel& model, const std::string& dir);
 
+// An adapter folder loaded as one of several tasks on a shared model: its methods sit in the sites'
+// banks under the adapter name, and the head it carries (HF parameter name -> tensor, possibly with
+// its own label count) is returned instead of replacing the model's.
+struct NamedAdapter {
+  std::vector<std::shared_ptr<Method>> methods;
+  std::vector<std::pair<std::string, torch::Tensor>> head;
+};
+// Attaches dir's methods to `model` under adapter `name` and loads their tensors. Same checks and
+// errors as load_adapter; on error nothing stays attached.
+NamedAdapter load_named_adapter(Model& model, const std::string& dir, const std::string& name);
 // The number of labels of the classifier head an adapter folder carries, if it carries one (so that a
 // base checkpoint can be loaded with a matching head before load_adapter).
 std::optional<int64_t> adapter_num_labels(const std::string& dir);

@@ -23,6 +23,7 @@ class DiffStore {
   void add(const std::string& task, SparseDiff diff);
   void add_file(const std::string& task, const std::string& path) { add(task, read_sparse_diff(path)); }
 
+  void remove(const std::string& task);   // reverts it first when it is active
   void activate(const std::string& task);  // reverts the active task, applies this one
   void deactivate();                       // back to the base weights, bit-exactly
   const std::string& active() const { return active_; }  // "" for the base

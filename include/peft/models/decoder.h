@@ -34,6 +34,9 @@ struct DecoderPass {
   torch::Tensor mask;          // additive (batch, 1, tokens, keys) or undefined (then `causal` says how)
   bool causal = false;         // no mask: plain causal attention (true) or none at all (false)
   int64_t virtual_tokens = 0;  // prepended by attention-KV methods in this pass (a fresh sequence only)
+  // Rows routed to several tasks: which prepended tokens are each row's own (batch, virtual_tokens),
+  // read off the first layer's mask; the cache keeps it so later steps do not see other tasks' tokens.
+  torch::Tensor virtual_mask;
 };
 
 class CausalLM : public Model {

@@ -29,8 +29,9 @@ ModelArch encoder_arch(const EncoderConfig& config);
 class EmbeddingsImpl : public torch::nn::Module {
  public:
   explicit EmbeddingsImpl(const EncoderConfig& config);
-  // `past_length` shifts position ids (prefix tokens act as past tokens, as in HF).
-  torch::Tensor forward(const ModelInput& in, int64_t past_length);
+  // `past_length` shifts position ids (prefix tokens act as past tokens, as in HF); `row_past`
+  // (batch), when given, shifts each row by its own count and past_length is their maximum.
+  torch::Tensor forward(const ModelInput& in, int64_t past_length, const torch::Tensor& row_past = {});
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
@@ -114,6 +115,10 @@ class SequenceClassifierImpl : public Model {
   std::vector<std::string> base_children() const override { return {base_prefix(), "classifier"}; }
   torch::Tensor reference_weight() const override { return encoder->embeddings->word_embeddings->weight; }
   nlohmann::json hf_config() const override;
+  // The head's logits on `out` (evaluation, no dropout) with another task's head tensors, by HF
+  // parameter name ("classifier.weight", ...; RoBERTa: classifier.dense.*, classifier.out_proj.*):
+  // tasks served together on one encoder keep their heads outside it, each with its own label count.
+  torch::Tensor head_logits(const EncoderOutput& out, const std::map<std::string, torch::Tensor>& head) const;
   // "bert" or "roberta": the name HF gives the encoder inside *For* models.
   std::string base_prefix() const;
 

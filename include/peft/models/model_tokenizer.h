@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "peft/models/encoder_config.h"
 #include "peft/tokenize/tokenizer.h"
 
 namespace peft {
@@ -21,5 +22,10 @@ ModelTokenizer load_model_tokenizer(const std::string& model);
 // Throws naming the tokenizer's source when it has more tokens than the model's embedding has rows
 // (a tokenizer of another model).
 void check_tokenizer_fits(const ModelTokenizer& tokenizer, int64_t embedding_rows);
+
+// The input limit of sentence embeddings from an encoder folder, as sentence-transformers truncates:
+// sentence_bert_config.json's max_seq_length, else the tokenizer's model_max_length, within the
+// positions the encoder has.
+size_t sentence_max_length(const std::string& model_dir, const tok::Tokenizer& tokenizer, const EncoderConfig& config);
 
 }  // namespace peft

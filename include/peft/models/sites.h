@@ -145,6 +145,8 @@ class AttentionKVSite : public torch::nn::Module {
   int64_t layer_index() const { return info_.layer; }
   bool empty() const { return methods_.empty(); }
   int64_t virtual_tokens() const;  // the sum over the attached methods
+  // Each batch row's virtual tokens: the sum over the methods of the adapters routed to it.
+  std::vector<int64_t> virtual_tokens_per_row(const RowRouting& routing, int64_t batch) const;
 
  private:
   SiteInfo info_;
