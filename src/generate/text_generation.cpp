@@ -1,5 +1,7 @@
 #include "peft/generate/text_generation.h"
 
+#include "peft/error.h"
+
 #include <algorithm>
 #include <memory>
 
@@ -82,6 +84,19 @@ std::vector<GeneratedText> generate_text(AdaptedModel& model, const tok::Tokeniz
     out[r].finish_reason = result.stopped[r] || rows[r].stopped ? "stop" : "length";
   }
   return out;
+}
+
+std::vector<int64_t> encode_chat(const tok::Tokenizer& tokenizer, const std::string& chat_template,
+                                 const std::vector<ChatMessage>& messages) {
+  if (chat_template.empty()) fail("encode_chat: no chat template");
+  ChatTemplateOptions chat;
+  chat.add_generation_prompt = true;
+  if (auto id = tokenizer.bos_id()) chat.bos_token = tokenizer.id_to_token(*id);
+  if (auto id = tokenizer.eos_id()) chat.eos_token = tokenizer.id_to_token(*id);
+  tok::EncodeOptions options;
+  options.truncation = tok::Truncation::None;
+  options.add_special_tokens = false;
+  return tokenizer.encode(render_chat_template(chat_template, messages, chat), std::nullopt, options).ids;
 }
 
 }  // namespace peft

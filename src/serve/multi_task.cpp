@@ -14,6 +14,7 @@
 #include "peft/methods/model_params.h"
 #include "peft/methods/sparse_diff.h"
 #include "peft/models/checkpoint.h"
+#include "peft/models/decoder.h"
 #include "peft/models/load.h"
 #include "peft/models/model_tokenizer.h"
 

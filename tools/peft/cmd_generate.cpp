@@ -77,7 +77,6 @@ std::vector<int64_t> encode_prompt(const PromptInput& p, const GenerateArgs& arg
   const tok::Tokenizer& tokenizer = *mt.tokenizer;
   tok::EncodeOptions options;
   options.truncation = tok::Truncation::None;
-  std::string text = p.text;
   if (args.chat || !p.messages.empty()) {
     if (mt.chat_template.empty())
       fail("{}: the model has no chat template (tokenizer_config.json's chat_template or the GGUF's "
@@ -88,16 +87,10 @@ std::vector<int64_t> encode_prompt(const PromptInput& p, const GenerateArgs& arg
       if (!args.system.empty()) messages.push_back({"system", args.system});
       messages.push_back({"user", p.text});
     }
-    ChatTemplateOptions chat;
-    chat.add_generation_prompt = true;
-    if (auto id = tokenizer.bos_id()) chat.bos_token = tokenizer.id_to_token(*id);
-    if (auto id = tokenizer.eos_id()) chat.eos_token = tokenizer.id_to_token(*id);
-    text = render_chat_template(mt.chat_template, messages, chat);
-    options.add_special_tokens = false;  // the template writes them (as apply_chat_template encodes)
-  } else {
-    options.add_special_tokens = !args.no_special_tokens;
+    return encode_chat(tokenizer, mt.chat_template, messages);
   }
-  return tokenizer.encode(text, std::nullopt, options).ids;
+  options.add_special_tokens = !args.no_special_tokens;
+  return tokenizer.encode(p.text, std::nullopt, options).ids;
 }
 
 void run_generate(GenerateArgs args) {

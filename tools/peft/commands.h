@@ -18,5 +18,6 @@ void add_quickstart_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace peft::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   peft::cli::add_diff_command(app);
   peft::cli::add_generate_command(app);
   peft::cli::add_export_command(app);
+  peft::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

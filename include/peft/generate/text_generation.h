@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "peft/generate/chat_template.h"
 #include "peft/generate/generate.h"
 #include "peft/tokenize/tokenizer.h"
 
@@ -32,6 +33,11 @@ std::vector<GeneratedText> generate_text(AdaptedModel& model, const tok::Tokeniz
                                          const std::vector<std::vector<int64_t>>& prompts,
                                          const TextGenerationOptions& options, const TextCallback& on_text = {});
 
+// The prompt ids of a chat, as HF's apply_chat_template(messages, add_generation_prompt=True,
+// tokenize=True): the template (Jinja source, non-empty) is rendered with the tokenizer's bos/eos
+// names and writes the special tokens itself, so none are added.
+std::vector<int64_t> encode_chat(const tok::Tokenizer& tokenizer, const std::string& chat_template,
+                                 const std::vector<ChatMessage>& messages);
 // The stop ids to use when none are given: the tokenizer's eos, if any.
 std::vector<int64_t> default_stop_token_ids(const tok::Tokenizer& tokenizer);
 
