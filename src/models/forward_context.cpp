@@ -47,6 +47,13 @@ void RowRouting::assign(const std::string& adapter, std::vector<int64_t> rows) {
   token_index_.erase(adapter);
 }
 
+std::vector<std::string> RowRouting::adapters() const {
+  std::vector<std::string> out;
+  for (auto& [adapter, rows] : rows_)
+    if (!rows.empty()) out.push_back(adapter);
+  return out;
+}
+
 const std::vector<int64_t>& RowRouting::rows(const std::string& adapter) const {
   static const std::vector<int64_t> none;
   auto it = rows_.find(adapter);

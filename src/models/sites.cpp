@@ -23,15 +23,25 @@ void check_new_name(const Vec& methods, const std::string& name, const std::stri
     if (e.name == name) fail("{}: a method named \"{}\" is already attached", path, name);
 }
 
-// The adapters of `entries` in order of first attachment, each with its entries.
+// The entries of `adapter`, in attachment order.
 template <typename M>
-std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> by_adapter(
-    const std::vector<SiteEntry<M>>& entries) {
+std::vector<const SiteEntry<M>*> entries_of(const std::vector<SiteEntry<M>>& entries, const std::string& adapter) {
+  std::vector<const SiteEntry<M>*> out;
+  for (auto& e : entries)
+    if (e.adapter == adapter) out.push_back(&e);
+  return out;
+}
+
+// Routed forwards visit the adapters that have rows (a handful per batch), not every adapter attached
+// (a server may hold thousands): the routing's adapters that have entries here, with those entries.
+template <typename M>
+std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> routed_groups(
+    const std::vector<SiteEntry<M>>& entries, const RowRouting& routing) {
   std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> out;
-  for (auto& e : entries) {
-    auto it = std::find_if(out.begin(), out.end(), [&](auto& g) { return g.first == e.adapter; });
-    if (it == out.end()) out.push_back({e.adapter, {&e}});
-    else it->second.push_back(&e);
+  if (entries.empty()) return out;
+  for (const std::string& adapter : routing.adapters()) {
+    auto mine = entries_of(entries, adapter);
+    if (!mine.empty()) out.emplace_back(adapter, std::move(mine));
   }
   return out;
 }
@@ -110,7 +120,7 @@ torch::Tensor LinearSite::forward(const torch::Tensor& x, RowRouting* routing) {
   }
   // Rows routed to an adapter get its computation; the others keep the base output.
   torch::Tensor y = base(x, weight, bias);
-  for (auto& [adapter, entries] : by_adapter(methods_)) {
+  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) {
     const torch::Tensor& index = routing->index(adapter, x.device());
     if (!index.defined()) continue;
     const torch::Tensor xs = x.index_select(0, index);
@@ -139,7 +149,7 @@ torch::Tensor SublayerSite::forward(const torch::Tensor& x, torch::Tensor h, Row
     for (auto& e : methods_) h = e.module->apply(x, h);
     return h;
   }
-  for (auto& [adapter, entries] : by_adapter(methods_)) {
+  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) {
     const torch::Tensor& index = routing->index(adapter, x.device());
     if (!index.defined()) continue;
     const torch::Tensor xs = x.index_select(0, index);
@@ -170,12 +180,12 @@ void AttentionKVSite::forward(AttentionKV& kv, RowRouting* routing) {
   // Methods always see a mask; the model leaves it undefined when nothing is masked.
   if (!kv.mask.defined())
     kv.mask = torch::zeros({kv.key.size(0), 1, 1, kv.key.size(2)}, kv.key.options());
-  const bool routed = routing && routing->active();
-  for (auto& e : methods_) {
-    if (!routed) {
-      e.module->apply(info_.layer, kv);
-      continue;
-    }
+  if (!routing || !routing->active()) {
+    for (auto& e : methods_) e.module->apply(info_.layer, kv);
+    return;
+  }
+  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) for (auto* entry : entries) {
+    const SiteEntry<AttentionKVMethod>& e = *entry;
     const torch::Tensor& rows = routing->batch_rows(e.adapter, kv.key.device());
     if (!rows.defined()) continue;
     const int64_t before = kv.key.size(2);

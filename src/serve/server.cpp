@@ -63,6 +63,7 @@ struct Server::Impl {
   httplib::Server http;
   std::string model_id;
   std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> stop_requested{false};
   int port = -1;
 
   Impl(MultiTaskModel& m, ServerOptions o)
@@ -449,11 +450,22 @@ int Server::bind() {
 
 void Server::run() {
   if (impl_->port < 0) bind();
-  impl_->http.listen_after_bind();
+  // httplib ignores stop() before its loop runs: a stop that comes that early is repeated once it does.
+  std::atomic<bool> listening_done{false};
+  std::thread late_stop([this, &listening_done] {
+    while (!impl_->http.is_running() && !listening_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (impl_->stop_requested) impl_->http.stop();
+  });
+  if (!impl_->stop_requested) impl_->http.listen_after_bind();
+  listening_done = true;
+  late_stop.join();
   impl_->batcher.stop();  // every request was answered: the worker has nothing left to do
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  impl_->stop_requested = true;
+  impl_->http.stop();
+}
 
 int Server::port() const { return impl_->port; }
 

@@ -43,6 +43,8 @@ class RowRouting {
  public:
   void assign(const std::string& adapter, std::vector<int64_t> rows);
   bool active() const { return !rows_.empty(); }
+  // The adapters that have rows, by name.
+  std::vector<std::string> adapters() const;
   // The batch rows assigned to `adapter` (empty: none).
   const std::vector<int64_t>& rows(const std::string& adapter) const;
   // Index along dim 0 of a site's input for `adapter`: batch rows, or token indices when the model runs

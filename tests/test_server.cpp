@@ -1,0 +1,333 @@
+// peft serve over loopback: many concurrent clients over mixed tasks get exactly the single-request
+// results; every kind of bad request gets its JSON error while the others keep being served; slow and
+// vanishing clients disturb no one; task load/unload over HTTP; graceful stop with requests in flight.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "serve/api.h"
+#include "cli_runner.h"
+#include "multi_task_fixtures.h"
+#include "peft/serve/server.h"
+#include "test_methods_util.h"
+
+namespace {
+
+using nlohmann::json;
+using namespace peft::test;
+
+// A server on a free loopback port, running on its own thread for the test's lifetime.
+struct RunningServer {
+  peft::serve::MultiTaskModel model;
+  std::unique_ptr<peft::serve::Server> server;
+  std::thread thread;
+  int port = 0;
+
+  explicit RunningServer(peft::serve::ServerOptions options = {}) : model(tiny_bert_with_vocab().string()) {
+    options.port = 0;
+    if (options.model_name.empty()) options.model_name = "tiny-bert";
+    server = std::make_unique<peft::serve::Server>(model, options);
+    port = server->bind();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~RunningServer() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
+
+json post(const httplib::Client& c_in, const std::string& path, const json& body, int expect = 200) {
+  auto& c = const_cast<httplib::Client&>(c_in);
+  auto res = c.Post(path.c_str(), body.dump(), "application/json");
+  EXPECT_TRUE(res) << path;
+  if (!res) return {};
+  EXPECT_EQ(res->status, expect) << path << " " << res->body;
+  return json::parse(res->body);
+}
+
+class Server : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dirs()["lora"] = make_adapter_task("srv_lora", "lora:r=4,lora_dropout=0", 2, 1);
+    dirs()["prefix"] = make_adapter_task("srv_prefix", "prefix:num_virtual_tokens=3,prefix_projection=false", 3, 2);
+    dirs()["houlsby"] = make_adapter_task("srv_houlsby", "houlsby:r=4,init=lora", 2, 3);
+    dirs()["ia3"] = make_adapter_task("srv_ia3", "ia3", 2, 4);
+    dirs()["diff"] = make_diff_task("srv_diff", 2, 5);
+  }
+  static std::map<std::string, fs::path>& dirs() {
+    static std::map<std::string, fs::path> d;
+    return d;
+  }
+  static void load_all(RunningServer& s) {
+    for (auto& [name, dir] : dirs()) s.model.load_task(name, dir.string());
+  }
+};
+
+TEST_F(Server, ConcurrentClientsOverMixedTasksGetTheSingleRequestResults) {
+  peft::serve::ServerOptions o;
+  o.max_wait_ms = 2;
+  RunningServer s(o);
+  load_all(s);
+  // The expected answers, computed by the single-task path.
+  std::map<std::string, std::vector<std::vector<double>>> expected;
+  for (auto& [name, dir] : dirs()) expected[name] = alone(dir, kInputs);
+  std::vector<std::string> tasks;
+  for (auto& [name, dir] : dirs()) tasks.push_back(name);
+
+  constexpr int kClients = 8, kRequests = 25;
+  std::atomic<int> errors{0}, checked{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      httplib::Client client("127.0.0.1", s.port);
+      client.set_read_timeout(60, 0);
+      for (int r = 0; r < kRequests; ++r) {
+        const std::string& task = tasks[static_cast<size_t>(c + r) % tasks.size()];
+        const size_t first = static_cast<size_t>(c * 7 + r) % kInputs.size();
+        json input = json::array();
+        std::vector<size_t> which;
+        for (size_t k = 0; k < 1 + static_cast<size_t>(r % 3); ++k) {
+          const auto& in = kInputs[(first + k) % kInputs.size()];
+          input.push_back(in.pair ? json::array({in.text, *in.pair}) : json(in.text));
+          which.push_back((first + k) % kInputs.size());
+        }
+        auto res = client.Post("/v1/classify", json{{"model", task}, {"input", input}}.dump(), "application/json");
+        if (!res || res->status != 200) {
+          ++errors;
+          continue;
+        }
+        const json body = json::parse(res->body);
+        for (size_t k = 0; k < which.size(); ++k) {
+          const auto& want = expected[task][which[k]];
+          const json& p = body["data"][k]["probabilities"];
+          for (size_t l = 0; l < want.size(); ++l)
+            if (std::abs(p[fmt::format("label{}", l)].get<double>() - want[l]) > 2e-6) ++errors;
+          ++checked;
+        }
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(checked.load(), kClients * kRequests);
+  // Batches really mixed requests: the histogram saw batches of more than one row.
+  auto metrics = s.client().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("peft_batch_rows_count"), std::string::npos);
+  EXPECT_NE(metrics->body.find("peft_requests_total{endpoint=\"/v1/classify\",status=\"200\"} 200"), std::string::npos)
+      << metrics->body.substr(0, 600);
+}
+
+TEST_F(Server, EmbeddingsMatchTheLibraryAndModelsListsTheTasks) {
+  RunningServer s;
+  load_all(s);
+  const json base = post(s.client(), "/v1/embeddings", {{"model", "tiny-bert"}, {"input", {"the movie was great", "fun"}}});
+  const auto want = s.model.embed({{"", kInputs[0]}, {"", kInputs[2]}});
+  ASSERT_EQ(base["data"].size(), 2u);
+  EXPECT_EQ(base["object"], "list");
+  EXPECT_EQ(base["data"][1]["index"], 1);
+  for (size_t k = 0; k < want[0].size(); ++k) EXPECT_FLOAT_EQ(base["data"][0]["embedding"][k].get<float>(), want[0][k]);
+  EXPECT_GT(base["usage"]["prompt_tokens"].get<int>(), 2);
+  const json lora = post(s.client(), "/v1/embeddings", {{"model", "lora"}, {"input", "the movie was great"}, {"encoding_format", "base64"}});
+  const auto lora_want = s.model.embed({{"lora", kInputs[0]}});
+  EXPECT_EQ(lora["data"][0]["embedding"], peft::serve::base64_floats(lora_want[0]));
+
+  auto models = s.client().Get("/v1/models");
+  ASSERT_TRUE(models);
+  const json m = json::parse(models->body);
+  std::set<std::string> ids;
+  for (auto& e : m["data"]) ids.insert(e["id"].get<std::string>());
+  EXPECT_EQ(ids, (std::set<std::string>{"tiny-bert", "lora", "prefix", "houlsby", "ia3", "diff"}));
+}
+
+TEST_F(Server, BadRequestsGetJsonErrorsAndTheServerKeepsServing) {
+  peft::serve::ServerOptions o;
+  o.max_body_bytes = 4096;
+  o.reject_long_inputs = true;
+  RunningServer s(o);
+  load_all(s);
+  auto c = s.client();
+  auto expect_error = [&](httplib::Result res, int status, const std::string& type) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    const json j = json::parse(res->body, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << res->body;
+    EXPECT_EQ(j["error"]["type"], type) << res->body;
+    EXPECT_TRUE(j["error"]["message"].is_string());
+  };
+  expect_error(c.Post("/v1/classify", "{\"model\": \"lora\", \"input\": [", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", "[1, 2]", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": 3, "input": "x"})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "lora", "input": [1]})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "lora", "input": []})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "lora"})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "nope", "input": "x"})", "application/json"), 404, "not_found_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "tiny-bert", "input": "x"})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/completions", R"({"model": "tiny-bert", "prompt": "x"})", "application/json"), 400, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", R"({"model": "lora", "input": "x"})", "application/xml"), 415, "invalid_request_error");
+  expect_error(c.Post("/v1/classify", std::string(8192, ' '), "application/json"), 413, "invalid_request_error");
+  std::string long_text;
+  for (int i = 0; i < 40; ++i) long_text += "the movie ";
+  expect_error(c.Post("/v1/classify", json{{"model", "lora"}, {"input", long_text}}.dump(), "application/json"), 400,
+               "invalid_request_error");
+  expect_error(c.Get("/v1/nothing"), 404, "not_found_error");
+  expect_error(c.Delete("/v1/tasks/nope"), 404, "not_found_error");
+  // Task management: load twice, a missing folder, a folder that is not a task.
+  expect_error(c.Post("/v1/tasks", json{{"name", "lora"}, {"path", dirs()["ia3"].string()}}.dump(), "application/json"), 409,
+               "invalid_request_error");
+  expect_error(c.Post("/v1/tasks", json{{"name", "x"}, {"path", "/no/such/dir"}}.dump(), "application/json"), 404, "not_found_error");
+  expect_error(c.Post("/v1/tasks", json{{"name", "x"}, {"path", tiny_bert_with_vocab().string()}}.dump(), "application/json"), 400,
+               "invalid_request_error");
+  // Still serving, with the right answer.
+  const json ok = post(c, "/v1/classify", {{"model", "lora"}, {"input", {kInputs[0].text}}});
+  EXPECT_NEAR(ok["data"][0]["probabilities"]["label0"].get<double>(), alone(dirs()["lora"], {kInputs[0]})[0][0], 2e-6);
+}
+
+TEST_F(Server, TasksLoadAndUnloadOverHttpWhileServing) {
+  RunningServer s;
+  auto c = s.client();
+  const json loaded = post(c, "/v1/tasks", {{"name", "t1"}, {"path", dirs()["houlsby"].string()}}, 201);
+  EXPECT_EQ(loaded["id"], "t1");
+  EXPECT_GT(loaded["bytes"].get<int64_t>(), 0);
+  const json r = post(c, "/v1/classify", {{"model", "t1"}, {"input", kInputs[1].text}});
+  EXPECT_NEAR(r["data"][0]["probabilities"]["label1"].get<double>(), alone(dirs()["houlsby"], {kInputs[1]})[0][1], 2e-6);
+  auto del = c.Delete("/v1/tasks/t1");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 200);
+  post(c, "/v1/classify", {{"model", "t1"}, {"input", "x"}}, 404);
+}
+
+TEST_F(Server, ApiKeyIsRequiredExceptForHealth) {
+  peft::serve::ServerOptions o;
+  o.api_key = "sekrit";
+  RunningServer s(o);
+  load_all(s);
+  auto c = s.client();
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto denied = c.Get("/v1/models");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 401);
+  EXPECT_EQ(json::parse(denied->body)["error"]["type"], "authentication_error");
+  c.set_bearer_token_auth("wrong");
+  EXPECT_EQ(c.Get("/v1/models")->status, 401);
+  c.set_bearer_token_auth("sekrit");
+  EXPECT_EQ(c.Get("/v1/models")->status, 200);
+}
+
+TEST_F(Server, AFullQueueAnswers503WithRetryAfter) {
+  peft::serve::ServerOptions o;
+  o.max_wait_ms = 3000;  // the first batch waits, so the queue fills
+  o.max_queue_rows = 2;
+  RunningServer s(o);
+  load_all(s);
+  std::vector<std::future<std::pair<int, std::string>>> answers;
+  for (int i = 0; i < 6; ++i)
+    answers.push_back(std::async(std::launch::async, [&] {
+      auto c = s.client();
+      auto res = c.Post("/v1/classify", json{{"model", "lora"}, {"input", "fun"}}.dump(), "application/json");
+      return std::make_pair(res ? res->status : -1, res ? res->get_header_value("Retry-After") : "");
+    }));
+  int ok = 0, busy = 0;
+  for (auto& a : answers) {
+    auto [status, retry] = a.get();
+    if (status == 200) ++ok;
+    if (status == 503) {
+      ++busy;
+      EXPECT_EQ(retry, "1");
+    }
+  }
+  EXPECT_EQ(ok + busy, 6);
+  EXPECT_GE(busy, 1);
+  EXPECT_GE(ok, 1);
+}
+
+TEST_F(Server, SlowAndVanishingClientsDoNotDisturbOthers) {
+  peft::serve::ServerOptions o;
+  o.read_timeout_s = 1;
+  o.http_threads = 4;
+  RunningServer s(o);
+  load_all(s);
+  // Slowloris: connections that send half a request and then nothing, more than there are threads.
+  std::vector<int> sockets;
+  for (int i = 0; i < 6; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s.port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string partial = "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mod";
+    ASSERT_GT(::send(fd, partial.data(), partial.size(), 0), 0);
+    sockets.push_back(fd);
+  }
+  // A client that disconnects right after sending its request.
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s.port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const std::string body = json{{"model", "lora"}, {"input", "fun"}}.dump();
+    const std::string request = fmt::format(
+        "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.size(), body);
+    ::send(fd, request.data(), request.size(), 0);
+    ::close(fd);
+  }
+  // Everyone else is still answered (the slow connections time out and free their threads).
+  const json r = post(s.client(), "/v1/classify",
+                      {{"model", "prefix"}, {"input", json::array({json::array({kInputs[3].text, *kInputs[3].pair})})}});
+  EXPECT_NEAR(r["data"][0]["probabilities"]["label2"].get<double>(), alone(dirs()["prefix"], {kInputs[3]})[0][2], 2e-6);
+  for (int fd : sockets) ::close(fd);
+}
+
+TEST_F(Server, StopAnswersRequestsInFlight) {
+  peft::serve::ServerOptions o;
+  o.max_wait_ms = 1500;  // the request is still queued when stop() comes
+  auto s = std::make_unique<RunningServer>(o);
+  load_all(*s);
+  auto answer = std::async(std::launch::async, [&] {
+    auto c = s->client();
+    auto res = c.Post("/v1/classify", json{{"model", "ia3"}, {"input", "fun"}}.dump(), "application/json");
+    return res ? res->status : -1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  s.reset();  // stop(), then run() returns once the request is answered
+  EXPECT_EQ(answer.get(), 200);
+}
+
+TEST(ServeCli, SigtermStopsTheServerWithExitCodeZeroAndBadTasksAreOneLineErrors) {
+  const fs::path model = tiny_bert_with_vocab();
+  CliRun bad = run_peft(fmt::format("serve --model '{}' --task broken=/no/such --port 0", model.string()));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("--task broken=/no/such"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  CliRun form = run_peft(fmt::format("serve --model '{}' --task nodir --port 0", model.string()));
+  EXPECT_EQ(form.status, 1);
+  EXPECT_NE(form.err.find("expected NAME=DIR"), std::string::npos) << form.err;
+  // Serve for a moment, then SIGTERM: a clean exit.
+  const fs::path err = temp_dir("sigterm.err"), script = temp_dir("sigterm.sh");
+  std::ofstream(script) << fmt::format("'{}' serve --model '{}' --port 0 2> '{}' &\npid=$!\nsleep 3\nkill -TERM $pid\nwait $pid\n",
+                                       PEFT_CLI_PATH, model.string(), err.string());
+  const int raw = std::system(fmt::format("timeout 60 bash '{}'", script.string()).c_str());
+  EXPECT_TRUE(WIFEXITED(raw));
+  EXPECT_EQ(WEXITSTATUS(raw), 0) << slurp(err);
+  EXPECT_NE(slurp(err).find("SIGTERM"), std::string::npos) << slurp(err);
+}
+
+}  // namespace
