@@ -244,7 +244,8 @@ NamedAdapter load_named_adapter(Model& model, const std::string& dir, const std:
         if (t.dim() != p.dim() || (p.dim() == 2 && t.size(1) != p.size(1)))
           fail("{}: {} has shape {} but the model expects {} (adapter made for another base model?)", dir, key,
                fmt::format("({})", fmt::join(t.sizes(), ", ")), fmt::format("({})", fmt::join(p.sizes(), ", ")));
-        out.head.emplace_back(param, t.to(p.device(), p.scalar_type()));
+        // A copy, not a view of the mapped file (which would keep the whole file resident per task).
+        out.head.emplace_back(param, t.to(p.device(), p.scalar_type()).clone());
       }
     lookup.check_all_used();
   } catch (const Error&) {

@@ -4,25 +4,28 @@
 
 namespace peft {
 
+namespace {
+
+// Pre-order over the modules, as named_parameters() walks them, without entering sites' children
+// (every child of a site is a method): the cost does not grow with the tasks attached.
+void collect_base(const torch::nn::Module& module, const std::string& prefix,
+                  std::vector<std::pair<std::string, torch::Tensor>>& out) {
+  for (auto& p : module.named_parameters(/*recurse=*/false)) out.emplace_back(prefix + p.key(), p.value());
+  if (dynamic_cast<const LinearSite*>(&module) || dynamic_cast<const SublayerSite*>(&module) ||
+      dynamic_cast<const AttentionKVSite*>(&module))
+    return;
+  for (auto& child : module.named_children()) collect_base(*child.value(), prefix + child.key() + ".", out);
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, torch::Tensor>> base_named_parameters(Model& model) {
-  // Sites own only weight/bias; every child module of a site is a method. The prompt encoder of
-  // prefix tuning hangs off the model itself.
-  std::unordered_set<const void*> method_params;
-  auto mark = [&](torch::nn::Module& site) {
-    for (auto& child : site.children())
-      for (auto& p : child->parameters()) method_params.insert(p.unsafeGetTensorImpl());
-  };
-  SiteIndex sites = model.sites();
-  for (auto& [path, site] : sites.linear) mark(*site);
-  for (auto& [path, site] : sites.sublayer) mark(*site);
+  // The prompt encoder of prefix tuning hangs off the model itself: only the base children count.
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& p : model.named_parameters(/*recurse=*/false)) out.emplace_back(p.key(), p.value());
   const auto base = model.base_children();
   for (auto& item : model.named_children())
-    if (std::find(base.begin(), base.end(), item.key()) == base.end())
-      for (auto& p : item.value()->parameters()) method_params.insert(p.unsafeGetTensorImpl());
-
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (auto& item : model.named_parameters())
-    if (!method_params.count(item.value().unsafeGetTensorImpl())) out.emplace_back(item.key(), item.value());
+    if (std::find(base.begin(), base.end(), item.key()) != base.end()) collect_base(*item.value(), item.key() + ".", out);
   return out;
 }
 

@@ -23,25 +23,34 @@ void check_new_name(const Vec& methods, const std::string& name, const std::stri
     if (e.name == name) fail("{}: a method named \"{}\" is already attached", path, name);
 }
 
-// The entries of `adapter`, in attachment order.
+// `y` with rows `index` replaced by `rows`. Without autograd the rows are written in place: a batch
+// mixing many tasks then costs one pass over each task's rows, not a copy of the batch per task.
+torch::Tensor scatter_rows(torch::Tensor y, const torch::Tensor& index, const torch::Tensor& rows) {
+  if (!torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled()) return y.index_copy_(0, index, rows);
+  return y.index_copy(0, index, rows);
+}
+
 template <typename M>
-std::vector<const SiteEntry<M>*> entries_of(const std::vector<SiteEntry<M>>& entries, const std::string& adapter) {
-  std::vector<const SiteEntry<M>*> out;
-  for (auto& e : entries)
-    if (e.adapter == adapter) out.push_back(&e);
-  return out;
+AdapterIndex index_entries(const std::vector<SiteEntry<M>>& entries) {
+  AdapterIndex index;
+  for (size_t i = 0; i < entries.size(); ++i) index[entries[i].adapter].push_back(i);
+  return index;
 }
 
 // Routed forwards visit the adapters that have rows (a handful per batch), not every adapter attached
-// (a server may hold thousands): the routing's adapters that have entries here, with those entries.
+// (a server may hold thousands): the routing's adapters that have entries here, with those entries
+// in attachment order.
 template <typename M>
 std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> routed_groups(
-    const std::vector<SiteEntry<M>>& entries, const RowRouting& routing) {
+    const std::vector<SiteEntry<M>>& entries, const AdapterIndex& index, const RowRouting& routing) {
   std::vector<std::pair<std::string, std::vector<const SiteEntry<M>*>>> out;
   if (entries.empty()) return out;
   for (const std::string& adapter : routing.adapters()) {
-    auto mine = entries_of(entries, adapter);
-    if (!mine.empty()) out.emplace_back(adapter, std::move(mine));
+    auto it = index.find(adapter);
+    if (it == index.end()) continue;
+    std::vector<const SiteEntry<M>*> mine;
+    for (size_t i : it->second) mine.push_back(&entries[i]);
+    out.emplace_back(adapter, std::move(mine));
   }
   return out;
 }
@@ -120,11 +129,14 @@ torch::Tensor LinearSite::forward(const torch::Tensor& x, RowRouting* routing) {
   }
   // Rows routed to an adapter get its computation; the others keep the base output.
   torch::Tensor y = base(x, weight, bias);
-  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) {
+  for (auto& [adapter, entries] : routed_groups(methods_, index_, *routing)) {
     const torch::Tensor& index = routing->index(adapter, x.device());
     if (!index.defined()) continue;
-    const torch::Tensor xs = x.index_select(0, index);
-    y = y.index_copy(0, index, compose(*this, entries, xs, y.index_select(0, index), base_fn));
+    if (index.size(0) == x.size(0)) {  // every row: no gathering
+      y = compose(*this, entries, x, y, base_fn);
+      continue;
+    }
+    y = scatter_rows(y, index, compose(*this, entries, x.index_select(0, index), y.index_select(0, index), base_fn));
   }
   return y;
 }
@@ -134,11 +146,13 @@ void LinearSite::attach(const std::string& adapter, const std::string& type, std
   check_new_name(methods_, name, path());
   register_module(name, method);
   methods_.push_back({adapter, name, std::move(method)});
+  index_[adapter].push_back(methods_.size() - 1);
 }
 
 void LinearSite::detach(const std::string& adapter, const std::string& type) {
   const std::string name = site_child_name(adapter, type);
   erase_entry(methods_, name, path());
+  index_ = index_entries(methods_);
   unregister_module(name);
 }
 
@@ -149,13 +163,17 @@ torch::Tensor SublayerSite::forward(const torch::Tensor& x, torch::Tensor h, Row
     for (auto& e : methods_) h = e.module->apply(x, h);
     return h;
   }
-  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) {
+  for (auto& [adapter, entries] : routed_groups(methods_, index_, *routing)) {
     const torch::Tensor& index = routing->index(adapter, x.device());
     if (!index.defined()) continue;
+    if (index.size(0) == x.size(0)) {  // every row: no gathering
+      for (auto* e : entries) h = e->module->apply(x, h);
+      continue;
+    }
     const torch::Tensor xs = x.index_select(0, index);
     torch::Tensor hs = h.index_select(0, index);
     for (auto* e : entries) hs = e->module->apply(xs, hs);
-    h = h.index_copy(0, index, hs);
+    h = scatter_rows(h, index, hs);
   }
   return h;
 }
@@ -165,11 +183,13 @@ void SublayerSite::attach(const std::string& adapter, const std::string& type, s
   check_new_name(methods_, name, path());
   register_module(name, method);
   methods_.push_back({adapter, name, std::move(method)});
+  index_[adapter].push_back(methods_.size() - 1);
 }
 
 void SublayerSite::detach(const std::string& adapter, const std::string& type) {
   const std::string name = site_child_name(adapter, type);
   erase_entry(methods_, name, path());
+  index_ = index_entries(methods_);
   unregister_module(name);
 }
 
@@ -184,7 +204,7 @@ void AttentionKVSite::forward(AttentionKV& kv, RowRouting* routing) {
     for (auto& e : methods_) e.module->apply(info_.layer, kv);
     return;
   }
-  for (auto& [adapter, entries] : routed_groups(methods_, *routing)) for (auto* entry : entries) {
+  for (auto& [adapter, entries] : routed_groups(methods_, index_, *routing)) for (auto* entry : entries) {
     const SiteEntry<AttentionKVMethod>& e = *entry;
     const torch::Tensor& rows = routing->batch_rows(e.adapter, kv.key.device());
     if (!rows.defined()) continue;
@@ -205,10 +225,12 @@ void AttentionKVSite::attach(const std::string& adapter, const std::string& type
   const std::string name = site_child_name(adapter, type);
   check_new_name(methods_, name, path());
   methods_.push_back({adapter, name, std::move(method)});
+  index_[adapter].push_back(methods_.size() - 1);
 }
 
 void AttentionKVSite::detach(const std::string& adapter, const std::string& type) {
   erase_entry(methods_, site_child_name(adapter, type), path());
+  index_ = index_entries(methods_);
 }
 
 int64_t AttentionKVSite::virtual_tokens() const {

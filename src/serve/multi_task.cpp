@@ -28,6 +28,7 @@ int64_t tensor_bytes(const torch::Tensor& t) { return t.numel() * static_cast<in
 // Task names travel in URLs and JSON: keep them to a safe alphabet.
 void check_task_name(const std::string& name) {
   if (name.empty() || name.size() > 128) fail("task name \"{}\": expected 1 to 128 characters", name);
+  if (name == "default") fail("task name \"default\" is reserved (the name of a model's single task)");
   for (char c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' && c != ':')
       fail("task name \"{}\": only letters, digits and - _ . : are allowed", name);
@@ -67,6 +68,22 @@ MultiTaskModel::MultiTaskModel(const std::string& base_model, Options options)
   chat_template_ = std::move(mt.chat_template);
   if (!causal_) base_max_length_ = sentence_max_length(model_dir_, *tokenizer_, classifier_->config());
   else base_max_length_ = static_cast<size_t>(model_->arch().max_positions);
+}
+
+void MultiTaskModel::set_eval(const std::string& task) {
+  // New modules start in training mode (dropout on). Only the task's own modules are switched: a
+  // pass over the whole model would cost more with every task loaded.
+  const std::string prefix = task + "_";
+  SiteIndex sites = model_->sites();
+  auto visit = [&](torch::nn::Module& site) {
+    for (auto& child : site.named_children())
+      if (child.key().rfind(prefix, 0) == 0) child.value()->eval();
+  };
+  for (auto& [path, site] : sites.linear) visit(*site);
+  for (auto& [path, site] : sites.sublayer) visit(*site);
+  const auto base = model_->base_children();
+  for (auto& child : model_->named_children())
+    if (std::find(base.begin(), base.end(), child.key()) == base.end()) child.value()->eval();
 }
 
 const MultiTaskModel::Task& MultiTaskModel::find(const std::string& name) const {
@@ -132,7 +149,7 @@ TaskSummary MultiTaskModel::load_task(const std::string& name, const std::string
       task.summary.parameters += m->inference_parameter_count();
       for (auto& t : m->tensors()) task.summary.bytes += tensor_bytes(t.tensor);
     }
-    model_->eval();
+    set_eval(name);
   }
   for (auto& [param, t] : task.head) {
     task.summary.parameters += t.numel();

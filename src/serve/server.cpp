@@ -53,6 +53,17 @@ std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
 
 int64_t unix_time() { return static_cast<int64_t>(std::time(nullptr)); }
 
+// httplib listens with a backlog of 5 connections, built into the library: a burst of clients then
+// overflows the accept queue and some of their connections die. The listening socket is re-listened
+// with a backlog that fits a burst.
+class HttpServer : public httplib::Server {
+ public:
+  void widen_backlog(int backlog) {
+    const socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+  }
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -60,7 +71,7 @@ struct Server::Impl {
   ServerOptions options;
   Metrics metrics;
   Batcher batcher;
-  httplib::Server http;
+  HttpServer http;
   std::string model_id;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> stop_requested{false};
@@ -445,6 +456,7 @@ int Server::bind() {
     if (!impl_->http.bind_to_port(o.host, o.port)) fail("cannot bind {}:{} (in use, or not an address of this machine)", o.host, o.port);
     impl_->port = o.port;
   }
+  impl_->http.widen_backlog(1024);
   return impl_->port;
 }
 

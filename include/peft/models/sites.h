@@ -11,6 +11,7 @@
 // Methods are torch modules registered as children of the site, so their parameters get names like
 // "encoder.layer.0.attention.self.query.lora.lora_A.weight" and follow the model across devices.
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -46,6 +47,10 @@ struct SiteEntry {
   std::string adapter, name;
   std::shared_ptr<M> module;
 };
+
+// Where each adapter's entries sit in a site's list (rebuilt on attach/detach), so that a routed
+// forward finds its few adapters among thousands without a scan.
+using AdapterIndex = std::unordered_map<std::string, std::vector<size_t>>;
 
 // The child name a method of `type` gets at a site for `adapter` (the type itself for "default").
 std::string site_child_name(const std::string& adapter, const std::string& type);
@@ -92,6 +97,7 @@ class LinearSite : public torch::nn::Module {
   int64_t in_features_, out_features_;
   bool fan_in_fan_out_;
   std::vector<SiteEntry<LinearMethod>> methods_;
+  AdapterIndex index_;
 };
 
 // A method acting on a sublayer's output h given its input x (sequential adapters use h, parallel ones x).
@@ -114,6 +120,7 @@ class SublayerSite : public torch::nn::Module {
  private:
   SiteInfo info_;
   std::vector<SiteEntry<SublayerMethod>> methods_;
+  AdapterIndex index_;
 };
 
 // Keys and values of one attention layer, shaped (batch, kv heads, tokens, head_dim), and the additive
@@ -151,6 +158,7 @@ class AttentionKVSite : public torch::nn::Module {
  private:
   SiteInfo info_;
   std::vector<SiteEntry<AttentionKVMethod>> methods_;
+  AdapterIndex index_;
 };
 
 }  // namespace peft

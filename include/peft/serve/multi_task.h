@@ -109,6 +109,7 @@ class MultiTaskModel {
     bool diff = false;                             // a diff-pruned task, held by diffs_
   };
   const Task& find(const std::string& name) const;
+  void set_eval(const std::string& task);
   // Splits rows into forward passes: one for all adapter and base rows, one per diff task.
   std::vector<std::vector<size_t>> passes(const std::vector<TaskRow>& rows) const;
   // The encoder's output for rows[indices], each row routed to its task.
