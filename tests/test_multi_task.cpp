@@ -173,6 +173,8 @@ TEST_F(MultiTask, BadTaskFoldersAreOneLineErrorsAndLeaveTheModelServing) {
 TEST(MultiTaskGeneration, MixedAdaptersInOneBatchGenerateWhatEachGeneratesAlone) {
   const std::vector<std::pair<std::string, std::string>> specs = {
       {"lora", "lora:r=4,lora_dropout=0"},
+      {"lora_b", "lora:r=4,lora_dropout=0"},  // same rank: batched with "lora" in one gathered product
+      {"lora_c", "lora:r=2,lora_dropout=0"},
       {"ia3", "ia3"},
       {"prefix", "prefix:num_virtual_tokens=3,prefix_projection=false"},
       {"prefix2", "prefix:num_virtual_tokens=6,prefix_projection=false"},
@@ -193,8 +195,10 @@ TEST(MultiTaskGeneration, MixedAdaptersInOneBatchGenerateWhatEachGeneratesAlone)
       }
     lm->eval();
     const std::vector<std::vector<int64_t>> prompts = {{5, 9, 17, 3}, {44}, {7, 7, 8, 120, 33, 2, 90}, {11, 12},
-                                                       {250, 1, 2}, {60, 61, 62, 63, 64}, {9, 9}};
-    const std::vector<std::string> tasks = {"lora", "ia3", "prefix", "", "prefix2", "pfeiffer", "adamix_lora"};
+                                                       {250, 1, 2}, {60, 61, 62, 63, 64}, {9, 9}, {13, 14, 15},
+                                                       {3, 1, 4, 1, 5}, {77}};
+    const std::vector<std::string> tasks = {"lora", "ia3", "prefix", "", "prefix2", "pfeiffer", "adamix_lora",
+                                            "lora_b", "lora_c", "lora_b"};
     peft::GenerationOptions o;
     o.max_new_tokens = 8;
     o.row_adapters = tasks;
@@ -212,7 +216,7 @@ TEST(MultiTaskGeneration, MixedAdaptersInOneBatchGenerateWhatEachGeneratesAlone)
       one.row_adapters = {tasks[r]};
       distinct.insert(peft::generate(*lm, {prompts[0]}, one).tokens[0]);
     }
-    EXPECT_GE(distinct.size(), 5u);
+    EXPECT_GE(distinct.size(), 8u);
   }
 }
 

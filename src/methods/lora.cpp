@@ -82,6 +82,11 @@ class LoraLinear : public LinearMethod {
     return y + F::linear(F::linear(in, lora_A->weight), lora_B->weight) * scaling_;
   }
 
+  std::optional<LowRankUpdate> low_rank_update() const override {
+    if (merged || (dropout_ > 0 && is_training())) return std::nullopt;
+    return LowRankUpdate{lora_A->weight, lora_B->weight, scaling_};
+  }
+
   torch::Tensor delta() const { return torch::matmul(lora_B->weight, lora_A->weight) * scaling_; }
 
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};

@@ -45,6 +45,7 @@ void RowRouting::assign(const std::string& adapter, std::vector<int64_t> rows) {
   mine.insert(mine.end(), rows.begin(), rows.end());
   batch_index_.erase(adapter);
   token_index_.erase(adapter);
+  gathered_.clear();
 }
 
 std::vector<std::string> RowRouting::adapters() const {
@@ -63,6 +64,7 @@ const std::vector<int64_t>& RowRouting::rows(const std::string& adapter) const {
 void RowRouting::set_token_rows(torch::Tensor token_rows) {
   token_rows_ = std::move(token_rows);
   token_index_.clear();
+  gathered_.clear();
 }
 
 const torch::Tensor& RowRouting::batch_rows(const std::string& adapter, const torch::Device& device) {

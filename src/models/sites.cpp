@@ -23,6 +23,62 @@ void check_new_name(const Vec& methods, const std::string& name, const std::stri
     if (e.name == name) fail("{}: a method named \"{}\" is already attached", path, name);
 }
 
+// Rows beyond this go through per-adapter products: gathering each row's matrices costs r x (in + out)
+// floats per row, which only pays off when rows are few.
+constexpr int64_t kGatheredRowsLimit = 64;
+
+using LinearGroups = std::vector<std::pair<std::string, std::vector<const SiteEntry<LinearMethod>*>>>;
+
+// The groups that are a single LoRA-like update of one common rank, their matrices gathered per row
+// (prepared once per routing and site, then reused by every pass with that routing).
+RowRouting::Gathered gather_low_rank(const LinearGroups& groups, const torch::Tensor& x, RowRouting& routing) {
+  RowRouting::Gathered out;
+  std::vector<torch::Tensor> as, bs, indices, owners;
+  std::vector<double> scales;
+  int64_t rank = -1;
+  for (const auto& [adapter, entries] : groups) {
+    if (entries.size() != 1) continue;
+    const auto update = entries.front()->module->low_rank_update();
+    if (!update || (rank >= 0 && update->a.size(0) != rank)) continue;
+    const torch::Tensor& index = routing.index(adapter, x.device());
+    if (!index.defined()) continue;
+    rank = update->a.size(0);
+    as.push_back(update->a);
+    bs.push_back(update->b * update->scale);
+    indices.push_back(index);
+    owners.push_back(torch::full({index.size(0)}, static_cast<int64_t>(as.size() - 1), index.options()));
+    out.adapters.push_back(adapter);
+  }
+  if (as.size() < 2) return {};  // nothing to batch: the general path is as fast
+  const torch::Tensor owner = torch::cat(owners);
+  out.index = torch::cat(indices);
+  out.a = torch::stack(as).index_select(0, owner);  // (m, r, in)
+  out.b = torch::stack(bs).index_select(0, owner);  // (m, out, r)
+  return out;
+}
+
+// Applies the low-rank groups in one batched product over their rows, x_rows (m, t, in) x A_rows^T
+// x B_rows^T, each row with its adapter's matrices; those groups are emptied (done).
+torch::Tensor apply_low_rank_gathered(const void* site, LinearGroups& groups, const torch::Tensor& x, torch::Tensor y,
+                                      RowRouting& routing) {
+  // Prepared matrices are reused only without autograd (they would hold stale graphs in training).
+  const bool reuse = !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  auto& cache = routing.gathered();
+  auto it = cache.find(site);
+  if (it == cache.end() || !reuse) it = cache.insert_or_assign(site, gather_low_rank(groups, x, routing)).first;
+  const RowRouting::Gathered& g = it->second;
+  if (g.adapters.empty()) return y;
+  const int64_t m = g.index.size(0);
+  const torch::Tensor rows = x.index_select(0, g.index).reshape({m, -1, x.size(-1)});
+  std::vector<int64_t> shape = y.sizes().vec();
+  shape[0] = m;
+  const torch::Tensor delta = torch::bmm(torch::bmm(rows, g.a.transpose(1, 2)), g.b.transpose(1, 2)).reshape(shape);
+  for (auto& group : groups)
+    if (std::find(g.adapters.begin(), g.adapters.end(), group.first) != g.adapters.end()) group.second.clear();
+  if (reuse) return y.index_add_(0, g.index, delta);
+  return y.index_add(0, g.index, delta);
+}
+
 // `y` with rows `index` replaced by `rows`. Without autograd the rows are written in place: a batch
 // mixing many tasks then costs one pass over each task's rows, not a copy of the batch per task.
 torch::Tensor scatter_rows(torch::Tensor y, const torch::Tensor& index, const torch::Tensor& rows) {
@@ -129,7 +185,11 @@ torch::Tensor LinearSite::forward(const torch::Tensor& x, RowRouting* routing) {
   }
   // Rows routed to an adapter get its computation; the others keep the base output.
   torch::Tensor y = base(x, weight, bias);
-  for (auto& [adapter, entries] : routed_groups(methods_, index_, *routing)) {
+  auto groups = routed_groups(methods_, index_, *routing);
+  // Few rows (decoding, small batches) under several low-rank adapters: one gathered product for all.
+  if (groups.size() > 1 && x.size(0) <= kGatheredRowsLimit) y = apply_low_rank_gathered(this, groups, x, std::move(y), *routing);
+  for (auto& [adapter, entries] : groups) {
+    if (entries.empty()) continue;  // applied above
     const torch::Tensor& index = routing->index(adapter, x.device());
     if (!index.defined()) continue;
     if (index.size(0) == x.size(0)) {  // every row: no gathering

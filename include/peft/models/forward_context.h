@@ -41,6 +41,14 @@ class KVCache {
 // every row, as in training one task. Once any adapter is assigned, adapters with no rows apply to none.
 class RowRouting {
  public:
+  // What a site prepared for this routing (its adapters' matrices gathered per row), reused by every
+  // pass with the same routing, e.g. each decoding step of a generation. Keyed by the site.
+  struct Gathered {
+    torch::Tensor index, a, b;          // rows; (m, r, in); (m, out, r) with the scale folded in
+    std::vector<std::string> adapters;  // the adapters it covers
+  };
+  std::map<const void*, Gathered>& gathered() { return gathered_; }
+
   void assign(const std::string& adapter, std::vector<int64_t> rows);
   bool active() const { return !rows_.empty(); }
   // The adapters that have rows, by name.
@@ -59,6 +67,7 @@ class RowRouting {
   std::map<std::string, std::vector<int64_t>> rows_;
   std::map<std::string, torch::Tensor> batch_index_, token_index_;
   torch::Tensor token_rows_;
+  std::map<const void*, Gathered> gathered_;
 };
 
 struct ForwardContext {

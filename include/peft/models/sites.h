@@ -10,6 +10,7 @@
 // A site holds a bank of adapters by name; a forward's RowRouting says which rows each adapter sees.
 // Methods are torch modules registered as children of the site, so their parameters get names like
 // "encoder.layer.0.attention.self.query.lora.lora_A.weight" and follow the model across devices.
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -55,6 +56,15 @@ using AdapterIndex = std::unordered_map<std::string, std::vector<size_t>>;
 // The child name a method of `type` gets at a site for `adapter` (the type itself for "default").
 std::string site_child_name(const std::string& adapter, const std::string& type);
 
+// A method whose whole effect is a low-rank update y += scale * x A^T B^T (LoRA outside training). A
+// routed site applies such updates of many adapters in one batched product over the rows, each row
+// with its own adapter's A and B (the Punica / S-LoRA gathered-matrix idea), instead of one small
+// product per adapter.
+struct LowRankUpdate {
+  torch::Tensor a, b;  // (r, in), (out, r)
+  double scale = 1.0;
+};
+
 // A method acting on one linear layer y = x W^T + b. Each hook defaults to "no change".
 class LinearMethod : public torch::nn::Module {
  public:
@@ -68,6 +78,8 @@ class LinearMethod : public torch::nn::Module {
   // Whether effective_weight/effective_bias/transform_input change anything (then routed rows need
   // their own matmul instead of a correction of the shared one).
   virtual bool changes_weight_or_input() const { return false; }
+  // Set when transform_output is exactly a LowRankUpdate right now (not merged, no dropout active).
+  virtual std::optional<LowRankUpdate> low_rank_update() const { return std::nullopt; }
 };
 
 class LinearSite : public torch::nn::Module {
