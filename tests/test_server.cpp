@@ -49,6 +49,17 @@ struct RunningServer {
   }
 };
 
+// A raw TCP connection to the server (for clients that misbehave).
+int connect_loopback(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
 json post(const httplib::Client& c_in, const std::string& path, const json& body, int expect = 200) {
   auto& c = const_cast<httplib::Client&>(c_in);
   auto res = c.Post(path.c_str(), body.dump(), "application/json");
@@ -264,24 +275,14 @@ TEST_F(Server, SlowAndVanishingClientsDoNotDisturbOthers) {
   // Slowloris: connections that send half a request and then nothing, more than there are threads.
   std::vector<int> sockets;
   for (int i = 0; i < 6; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(s.port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = connect_loopback(s.port);
     const std::string partial = "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mod";
     ASSERT_GT(::send(fd, partial.data(), partial.size(), 0), 0);
     sockets.push_back(fd);
   }
   // A client that disconnects right after sending its request.
   {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(s.port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    const int fd = connect_loopback(s.port);
     const std::string body = json{{"model", "lora"}, {"input", "fun"}}.dump();
     const std::string request = fmt::format(
         "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
@@ -328,6 +329,63 @@ TEST(ServeCli, SigtermStopsTheServerWithExitCodeZeroAndBadTasksAreOneLineErrors)
   EXPECT_TRUE(WIFEXITED(raw));
   EXPECT_EQ(WEXITSTATUS(raw), 0) << slurp(err);
   EXPECT_NE(slurp(err).find("SIGTERM"), std::string::npos) << slurp(err);
+}
+
+
+// Decoders: a streaming client that vanishes mid-stream ends its row (abandoned) and the next client
+// gets exactly the greedy continuation the library gives; a chat completion streams OpenAI's chunks.
+TEST(ServerDecoder, StreamingClientThatVanishesDoesNotDisturbTheNext) {
+  PEFT_REQUIRE_SMOLLM2(gguf);
+  peft::serve::MultiTaskModel model(gguf.string());
+  peft::serve::ServerOptions o;
+  o.port = 0;
+  o.model_name = "smollm2";
+  peft::serve::Server server(model, o);
+  const int port = server.bind();
+  std::thread serving([&] { server.run(); });
+
+  const int fd = connect_loopback(port);
+  const std::string body = json{{"model", "smollm2"}, {"messages", {{{"role", "user"}, {"content", "Tell a long story"}}}},
+                                {"max_tokens", 200}, {"temperature", 0}, {"stream", true}}.dump();
+  const std::string request = fmt::format(
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+      body.size(), body);
+  ASSERT_GT(::send(fd, request.data(), request.size(), 0), 0);
+  std::string seen;
+  char buffer[4096];
+  while (seen.find("\"content\":\"") == std::string::npos || seen.find("chat.completion.chunk") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    ASSERT_GT(n, 0);
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  EXPECT_NE(seen.find("text/event-stream"), std::string::npos);
+  EXPECT_NE(seen.find("\"role\":\"assistant\""), std::string::npos);
+  ::close(fd);  // gone mid-stream
+
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120, 0);
+  const json r = post(c, "/v1/completions", {{"model", "smollm2"}, {"prompt", "The capital of France is"},
+                                             {"max_tokens", 8}, {"temperature", 0}});
+  peft::TextGenerationOptions g;
+  g.generation.max_new_tokens = 8;
+  g.generation.stop_token_ids = peft::default_stop_token_ids(model.tokenizer());
+  const auto want = model.generate({{"", model.tokenizer().encode("The capital of France is").ids}}, g);
+  EXPECT_EQ(r["choices"][0]["text"], want[0].text);
+  EXPECT_EQ(r["usage"]["completion_tokens"], want[0].token_ids.size());
+  server.stop();
+  serving.join();
+}
+
+TEST(ServerDecoder, AbandonedRowsEndAtTheNextStep) {
+  PEFT_REQUIRE_SMOLLM2(gguf);
+  peft::serve::MultiTaskModel model(gguf.string());
+  peft::TextGenerationOptions g;
+  g.generation.max_new_tokens = 12;
+  g.abandoned = [](size_t row) { return row == 1; };
+  const auto ids = model.tokenizer().encode("Once upon a time").ids;
+  const auto out = model.generate({{"", ids}, {"", ids}}, g);
+  EXPECT_EQ(out[0].token_ids.size(), 12u);
+  EXPECT_LE(out[1].token_ids.size(), 1u);
 }
 
 }  // namespace

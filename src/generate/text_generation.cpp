@@ -64,6 +64,11 @@ std::vector<GeneratedText> generate_text(AdaptedModel& model, const tok::Tokeniz
   const GenerationResult result = generate(model, prompts, options.generation, [&](GenerationStep& step) {
     for (size_t r = 0; r < rows.size(); ++r) {
       if (step.newest[r] < 0 || rows[r].stopped) continue;
+      if (options.abandoned && options.abandoned(r)) {
+        rows[r].stopped = true;
+        step.finish[r] = true;
+        continue;
+      }
       rows[r].pending += rows[r].decoder->push(step.newest[r]);
       std::string piece;
       if (release(rows[r], options.stop_strings, false, piece)) {

@@ -51,6 +51,19 @@ std::vector<std::string> stop_field(const json& j) {
   return out;
 }
 
+// A string or a non-empty list of strings (OpenAI's "input" and "prompt").
+std::vector<std::string> string_list(const json& j, const char* key) {
+  const json& v = require(j, key);
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array() || v.empty()) bad_request(fmt::format("\"{}\" must be a string or a non-empty list of strings", key));
+  std::vector<std::string> out;
+  for (auto& s : v) {
+    if (!s.is_string()) bad_request(fmt::format("\"{}\" must be a string or a list of strings", key));
+    out.push_back(s.get<std::string>());
+  }
+  return out;
+}
+
 SamplingRequest parse_sampling(const json& j, const char* max_tokens_key) {
   SamplingRequest s;
   number_field(j, "max_tokens", s.max_tokens);
@@ -96,17 +109,7 @@ nlohmann::json parse_body(const std::string& body) {
 EmbeddingsRequest parse_embeddings(const json& j) {
   EmbeddingsRequest r;
   r.model = string_field(j, "model");
-  const json& input = require(j, "input");
-  if (input.is_string()) {
-    r.inputs.push_back(input.get<std::string>());
-  } else if (input.is_array() && !input.empty()) {
-    for (auto& s : input) {
-      if (!s.is_string()) bad_request("\"input\" must be a string or a list of strings");
-      r.inputs.push_back(s.get<std::string>());
-    }
-  } else {
-    bad_request("\"input\" must be a string or a non-empty list of strings");
-  }
+  r.inputs = string_list(j, "input");
   if (j.contains("encoding_format") && !j["encoding_format"].is_null()) {
     const json& f = j["encoding_format"];
     if (!f.is_string() || (f != "float" && f != "base64")) bad_request("\"encoding_format\" must be \"float\" or \"base64\"");
@@ -139,17 +142,7 @@ ClassifyRequest parse_classify(const json& j) {
 CompletionRequest parse_completion(const json& j) {
   CompletionRequest r;
   r.model = string_field(j, "model");
-  const json& prompt = require(j, "prompt");
-  if (prompt.is_string()) {
-    r.prompts.push_back(prompt.get<std::string>());
-  } else if (prompt.is_array() && !prompt.empty()) {
-    for (auto& p : prompt) {
-      if (!p.is_string()) bad_request("\"prompt\" must be a string or a list of strings");
-      r.prompts.push_back(p.get<std::string>());
-    }
-  } else {
-    bad_request("\"prompt\" must be a string or a non-empty list of strings");
-  }
+  r.prompts = string_list(j, "prompt");
   if (bool_field(j, "echo", false)) bad_request("\"echo\" is not supported");
   if (j.contains("logprobs") && !j["logprobs"].is_null()) bad_request("\"logprobs\" is not supported");
   r.sampling = parse_sampling(j, nullptr);

@@ -11,7 +11,7 @@
 
 #include "peft/error.h"
 #include "peft/generate/chat_template.h"
-#include "peft/serve/multi_task.h"
+#include "peft/serve/text_input.h"
 
 namespace peft::serve {
 

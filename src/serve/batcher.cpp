@@ -100,7 +100,9 @@ JobResult Batcher::run_together(const std::vector<std::shared_ptr<Job>>& jobs) {
       auto [job, i] = owner[row];
       if (job->on_text) job->on_text(i, piece);
     };
-    all.texts = model_.generate(prompts, jobs.front()->generation, on_text);
+    TextGenerationOptions options = jobs.front()->generation;
+    options.abandoned = [&](size_t row) { return owner[row].first->cancelled.load(); };
+    all.texts = model_.generate(prompts, options, on_text);
     return all;
   }
   std::vector<TaskRow> rows;

@@ -18,6 +18,8 @@ struct TextGenerationOptions {
   GenerationOptions generation;
   std::vector<std::string> stop_strings;
   bool skip_special_tokens = true;  // as HF's decode(..., skip_special_tokens=True) of a pipeline
+  // Rows nobody waits for any more (a server's client went away) end after the current step.
+  std::function<bool(size_t row)> abandoned;
 };
 
 struct GeneratedText {

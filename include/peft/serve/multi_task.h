@@ -27,6 +27,7 @@
 #include "peft/methods/diff_store.h"
 #include "peft/methods/method.h"
 #include "peft/models/encoder.h"
+#include "peft/serve/text_input.h"
 #include "peft/tokenize/tokenizer.h"
 
 namespace peft::serve {
@@ -39,11 +40,6 @@ struct TaskSummary {
   size_t max_seq_length = 0;         // inputs are truncated to it
   int64_t parameters = 0;            // the task's own tensors (methods + head, or the diff's non-zeros + head)
   int64_t bytes = 0;                 // memory those tensors take
-};
-
-struct TextInput {
-  std::string text;
-  std::optional<std::string> pair;
 };
 
 // One row of a mixed batch: its task ("" for the base model) and its input.
