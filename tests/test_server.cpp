@@ -299,7 +299,7 @@ TEST_F(Server, SlowAndVanishingClientsDoNotDisturbOthers) {
 
 TEST_F(Server, StopAnswersRequestsInFlight) {
   peft::serve::ServerOptions o;
-  o.max_wait_ms = 1500;  // the request is still queued when stop() comes
+  o.max_wait_ms = 5000;  // the request is still queued when stop() comes
   auto s = std::make_unique<RunningServer>(o);
   load_all(*s);
   auto answer = std::async(std::launch::async, [&] {
@@ -307,7 +307,12 @@ TEST_F(Server, StopAnswersRequestsInFlight) {
     auto res = c.Post("/v1/classify", json{{"model", "ia3"}, {"input", "fun"}}.dump(), "application/json");
     return res ? res->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Wait until the request is queued (the metrics show it), then stop.
+  for (int i = 0; i < 3000; ++i) {
+    auto m = s->client().Get("/metrics");
+    if (m && m->body.find("peft_queue_depth 1") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   s.reset();  // stop(), then run() returns once the request is answered
   EXPECT_EQ(answer.get(), 200);
 }

@@ -34,6 +34,14 @@ size_t Batcher::queued_rows() const {
   return queued_rows_;
 }
 
+void Batcher::drain() {
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+  }
+  wake_.notify_all();
+}
+
 void Batcher::stop() {
   {
     std::lock_guard lock(mutex_);
@@ -48,7 +56,7 @@ std::vector<std::shared_ptr<Job>> Batcher::next_batch(std::unique_lock<std::mute
   if (queue_.empty()) return {};
   // Give other clients up to max_wait after the oldest job to join its batch.
   const auto deadline = queue_.front()->queued + max_wait_;
-  wake_.wait_until(lock, deadline, [&] { return stopping_ || queued_rows_ >= max_batch_rows_; });
+  wake_.wait_until(lock, deadline, [&] { return stopping_ || draining_ || queued_rows_ >= max_batch_rows_; });
   const Job& first = *queue_.front();
   std::vector<std::shared_ptr<Job>> batch;
   size_t rows = 0;

@@ -49,6 +49,8 @@ class Batcher {
   size_t queued_rows() const;
   // Runs what is queued, then ends the worker.
   void stop();
+  // From now on batches run without waiting for more requests (shutting down).
+  void drain();
 
  private:
   void work();
@@ -64,7 +66,7 @@ class Batcher {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> queue_;
   size_t queued_rows_ = 0;
-  bool stopping_ = false;
+  bool stopping_ = false, draining_ = false;
   std::thread worker_;
 };
 

@@ -476,6 +476,7 @@ void Server::run() {
 
 void Server::stop() {
   impl_->stop_requested = true;
+  impl_->batcher.drain();  // requests in flight need not wait for company any more
   impl_->http.stop();
 }
 
