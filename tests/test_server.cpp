@@ -151,6 +151,19 @@ TEST_F(Server, EmbeddingsMatchTheLibraryAndModelsListsTheTasks) {
   EXPECT_EQ(base["data"][1]["index"], 1);
   for (size_t k = 0; k < want[0].size(); ++k) EXPECT_FLOAT_EQ(base["data"][0]["embedding"][k].get<float>(), want[0][k]);
   EXPECT_GT(base["usage"]["prompt_tokens"].get<int>(), 2);
+  // The same vectors as `peft embed`.
+  const fs::path lines = temp_dir("embed_input.txt");
+  std::ofstream(lines) << "the movie was great\nfun\n";
+  const CliRun cli = run_peft(fmt::format("embed '{}' -i '{}'", tiny_bert_with_vocab().string(), lines.string()));
+  ASSERT_EQ(cli.status, 0) << cli.err;
+  std::istringstream cli_out(cli.out);
+  std::string line;
+  for (size_t i = 0; std::getline(cli_out, line); ++i) {
+    const json row = json::parse(line);
+    ASSERT_EQ(row["embedding"].size(), base["data"][i]["embedding"].size());
+    for (size_t k = 0; k < row["embedding"].size(); ++k)
+      EXPECT_NEAR(row["embedding"][k].get<double>(), base["data"][i]["embedding"][k].get<double>(), 1e-6);
+  }
   const json lora = post(s.client(), "/v1/embeddings", {{"model", "lora"}, {"input", "the movie was great"}, {"encoding_format", "base64"}});
   const auto lora_want = s.model.embed({{"lora", kInputs[0]}});
   EXPECT_EQ(lora["data"][0]["embedding"], peft::serve::base64_floats(lora_want[0]));

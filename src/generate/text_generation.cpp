@@ -50,6 +50,11 @@ std::vector<int64_t> default_stop_token_ids(const tok::Tokenizer& tokenizer) {
   return {};
 }
 
+void set_stop_and_pad(GenerationOptions& options, const tok::Tokenizer& tokenizer, std::vector<int64_t> stop) {
+  options.stop_token_ids = stop.empty() ? default_stop_token_ids(tokenizer) : std::move(stop);
+  options.pad_token_id = tokenizer.pad_id().value_or(options.stop_token_ids.empty() ? 0 : options.stop_token_ids[0]);
+}
+
 std::vector<GeneratedText> generate_text(AdaptedModel& model, const tok::Tokenizer& tokenizer,
                                          const std::vector<std::vector<int64_t>>& prompts,
                                          const TextGenerationOptions& options, const TextCallback& on_text) {

@@ -286,8 +286,7 @@ struct Server::Impl {
     g.min_p = s.min_p;
     g.repetition_penalty = s.repetition_penalty;
     g.seed = s.seed;
-    g.stop_token_ids = default_stop_token_ids(model.tokenizer());
-    g.pad_token_id = model.tokenizer().pad_id().value_or(g.stop_token_ids.empty() ? 0 : g.stop_token_ids[0]);
+    set_stop_and_pad(g, model.tokenizer());
     o.stop_strings = s.stop;
     return o;
   }

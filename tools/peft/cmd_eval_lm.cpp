@@ -33,8 +33,7 @@ void run_eval_lm(train::LoadedTask& t, const LmEvalOptions& o) {
   t.model->model()->eval();
   TextGenerationOptions g;
   g.generation.max_new_tokens = o.max_new_tokens;
-  g.generation.stop_token_ids = default_stop_token_ids(*t.tokenizer);
-  g.generation.pad_token_id = t.tokenizer->pad_id().value_or(g.generation.stop_token_ids.empty() ? 0 : g.generation.stop_token_ids[0]);
+  set_stop_and_pad(g.generation, *t.tokenizer);
   if (task == "e2e") g.stop_strings = {"\n"};  // one sentence per MR
   const auto prompts = data::tokenize_prompts(set, *t.tokenizer, tokenize);
   std::vector<std::string> predictions;

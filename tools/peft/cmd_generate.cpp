@@ -117,8 +117,7 @@ void run_generate(GenerateArgs args) {
   g.min_p = args.min_p;
   g.repetition_penalty = args.repetition_penalty;
   g.seed = args.seed;
-  g.stop_token_ids = args.stop_token_ids.empty() ? default_stop_token_ids(*mt.tokenizer) : args.stop_token_ids;
-  g.pad_token_id = mt.tokenizer->pad_id().value_or(g.stop_token_ids.empty() ? 0 : g.stop_token_ids[0]);
+  set_stop_and_pad(g, *mt.tokenizer, args.stop_token_ids);
   options.stop_strings = args.stop;
   options.skip_special_tokens = !args.keep_special_tokens;
 

@@ -42,5 +42,8 @@ std::vector<int64_t> encode_chat(const tok::Tokenizer& tokenizer, const std::str
                                  const std::vector<ChatMessage>& messages);
 // The stop ids to use when none are given: the tokenizer's eos, if any.
 std::vector<int64_t> default_stop_token_ids(const tok::Tokenizer& tokenizer);
+// Sets `stop` (default_stop_token_ids when empty) as the stop ids and the pad id the tokenizer's pad,
+// else the first stop id (as HF's generate pads with eos), else 0.
+void set_stop_and_pad(GenerationOptions& options, const tok::Tokenizer& tokenizer, std::vector<int64_t> stop = {});
 
 }  // namespace peft
