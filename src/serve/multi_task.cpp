@@ -53,6 +53,7 @@ MultiTaskModel::MultiTaskModel(const std::string& base_model, Options options)
   if (causal_) {
     model_dir_ = resolve_model_source(base_model).string();
     model_ = load_causal_lm(base_model, load);
+    frozen_ = std::make_unique<AdaptedModel>(model_);  // generate_text's view; tasks attach to model_ itself
   } else {
     model_dir_ = resolve_model_dir(base_model).string();
     classifier_ = load_sequence_classifier(model_dir_, load);
@@ -299,8 +300,7 @@ std::vector<GeneratedText> MultiTaskModel::generate(const std::vector<PromptRow>
     o.generation.row_adapters.push_back(r.task);
     prompts.push_back(r.prompt);
   }
-  AdaptedModel frozen(model_);
-  return generate_text(frozen, *tokenizer_, prompts, o, on_text);
+  return generate_text(*frozen_, *tokenizer_, prompts, o, on_text);
 }
 
 }  // namespace peft::serve

@@ -24,6 +24,7 @@
 
 #include "peft/data/task.h"
 #include "peft/generate/text_generation.h"
+#include "peft/methods/adapted_model.h"
 #include "peft/methods/diff_store.h"
 #include "peft/methods/method.h"
 #include "peft/models/encoder.h"
@@ -117,6 +118,7 @@ class MultiTaskModel {
   bool causal_ = false;
   std::shared_ptr<Model> model_;
   SequenceClassifier classifier_{nullptr};  // encoders: the shared encoder (its own head is unused)
+  std::unique_ptr<AdaptedModel> frozen_;      // decoders: the model as generate_text takes it
   std::unique_ptr<tok::Tokenizer> tokenizer_;
   std::string chat_template_;
   std::unique_ptr<DiffStore> diffs_;
