@@ -92,6 +92,17 @@ TEST(ServeApi, ChatMessagesTakeStringsOrTextParts) {
       "content parts");
 }
 
+TEST(ServeApi, TaskLoadsTakeANameAndAPath) {
+  auto r = parse_task_load(json{{"name", "t"}, {"path", "/p"}});
+  EXPECT_EQ(r.name, "t");
+  EXPECT_EQ(r.path, "/p");
+  auto synonyms = parse_task_load(json{{"task", "u"}, {"dir", "/q"}});
+  EXPECT_EQ(synonyms.name, "u");
+  EXPECT_EQ(synonyms.path, "/q");
+  expect_400([] { parse_task_load(json{{"path", "/p"}}); }, "missing \"name\"");
+  expect_400([] { parse_task_load(json{{"name", "t"}, {"path", 3}}); }, "\"path\" must be a string");
+}
+
 TEST(ServeApi, Base64EmbeddingsAreLittleEndianFloat32Bytes) {
   // numpy: base64.b64encode(np.array([1.0, -2.5], dtype="<f4").tobytes()) == b"AACAPwAAIMA="
   EXPECT_EQ(base64_floats({1.0f, -2.5f}), "AACAPwAAIMA=");

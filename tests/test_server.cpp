@@ -168,6 +168,8 @@ TEST_F(Server, EmbeddingsMatchTheLibraryAndModelsListsTheTasks) {
   const auto lora_want = s.model.embed({{"lora", kInputs[0]}});
   EXPECT_EQ(lora["data"][0]["embedding"], peft::serve::base64_floats(lora_want[0]));
 
+  // The base by a hub-style name with the same last component.
+  post(s.client(), "/v1/embeddings", {{"model", "sentence-transformers/tiny-bert"}, {"input", "fun"}});
   auto models = s.client().Get("/v1/models");
   ASSERT_TRUE(models);
   const json m = json::parse(models->body);

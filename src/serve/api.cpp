@@ -179,9 +179,15 @@ ChatRequest parse_chat(const json& j) {
 }
 
 TaskLoadRequest parse_task_load(const json& j) {
+  // {"name", "path"}; "task"/"model" and "dir" are taken as their synonyms.
+  auto first_of = [&](std::initializer_list<const char*> keys) {
+    for (const char* k : keys)
+      if (j.contains(k)) return string_field(j, k);
+    return string_field(j, *keys.begin());  // the error names the main key
+  };
   TaskLoadRequest r;
-  r.name = string_field(j, "name");
-  r.path = string_field(j, "path");
+  r.name = first_of({"name", "task", "model"});
+  r.path = first_of({"path", "dir"});
   return r;
 }
 

@@ -87,10 +87,12 @@ struct Server::Impl {
 
   // "model" of a request: "" for the base model, else a loaded task.
   std::string resolve(const std::string& name) const {
-    if (name == model_id || name == model.base_name() || name == fs::path(model_id).filename().string() ||
-        name == fs::path(model_id).stem().string())
-      return "";
     if (model.has_task(name)) return name;
+    // The base by its id, the path it was loaded from, or its last component (so a hub-style
+    // "sentence-transformers/all-MiniLM-L6-v2" names an all-MiniLM-L6-v2 base too).
+    const std::string last = fs::path(name).filename().string();
+    for (const std::string& id : {model_id, model.base_name()})
+      if (name == id || last == fs::path(id).filename().string() || last == fs::path(id).stem().string()) return "";
     throw HttpError(404, "not_found_error", fmt::format("the model \"{}\" does not exist (GET /v1/models lists them)", name));
   }
 
