@@ -162,6 +162,13 @@ TEST_F(MultiTask, BadTaskFoldersAreOneLineErrorsAndLeaveTheModelServing) {
   expect_error([&] { server.load_task("roberta", roberta.string()); }, roberta.string());
   EXPECT_FALSE(server.has_task("roberta"));
 
+  // A head whose outputs do not match task.json's labels.
+  const fs::path mislabeled = temp_dir("mislabeled");
+  fs::copy(dirs()["lora"], mislabeled);
+  write_task_json(mislabeled, 5, tiny_bert_with_vocab().string());
+  expect_error([&] { server.load_task("mislabeled", mislabeled.string()); }, "2 outputs but task.json lists 5 labels");
+  EXPECT_FALSE(server.has_task("mislabeled"));
+
   // The loaded task still gives what it gives alone.
   const auto want = alone(dirs()["lora"], {kInputs[0]});
   const auto got = server.classify({{"lora", kInputs[0]}});

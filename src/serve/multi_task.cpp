@@ -157,13 +157,21 @@ TaskSummary MultiTaskModel::load_task(const std::string& name, const std::string
     task.summary.bytes += tensor_bytes(t);
   }
   if (!causal_) {
-    const bool has_head = !task.head.empty();
-    if (!has_head) {
+    // The head must be there and have an output per label of task.json.
+    std::string problem;
+    const auto out = task.head.count("classifier.out_proj.weight") ? task.head.find("classifier.out_proj.weight")
+                                                                    : task.head.find("classifier.weight");
+    if (out == task.head.end())
+      problem = "the task carries no classifier head";
+    else if (out->second.size(0) != task.summary.info.num_labels())
+      problem = fmt::format("its head has {} outputs but task.json lists {} labels", out->second.size(0),
+                            task.summary.info.num_labels());
+    if (!problem.empty()) {
       if (!task.diff)
         for (auto it = task.methods.rbegin(); it != task.methods.rend(); ++it) (*it)->detach(*model_);
       else
         diffs_->remove(name);
-      fail("{}: the task carries no classifier head", dir.string());
+      fail("{}: {}", dir.string(), problem);
     }
   }
   TaskSummary summary = task.summary;
@@ -245,12 +253,11 @@ std::vector<Classification> MultiTaskModel::classify(const std::vector<TaskRow>&
       const torch::Tensor index = torch::tensor(positions, torch::kLong).to(options_.device);
       EncoderOutput mine{encoded.last_hidden_state.index_select(0, index),
                          encoded.pooled.defined() ? encoded.pooled.index_select(0, index) : torch::Tensor()};
-      torch::Tensor logits = classifier_->head_logits(mine, task.head).to(torch::kDouble).cpu();
+      // Softmax in float32, then widened: the values `peft predict` prints.
+      const torch::Tensor logits = classifier_->head_logits(mine, task.head).to(torch::kFloat).cpu();
       const auto& labels = task.summary.info.labels;
       const bool regression = task.summary.info.regression();
-      if (!regression && logits.size(1) != static_cast<int64_t>(labels.size()))
-        fail("task \"{}\": its head has {} outputs but task.json lists {} labels", name, logits.size(1), labels.size());
-      torch::Tensor probs = regression ? logits : logits.softmax(1);
+      const torch::Tensor probs = (regression ? logits : logits.softmax(1)).to(torch::kDouble);
       for (size_t k = 0; k < positions.size(); ++k) {
         Classification& c = out[pass[static_cast<size_t>(positions[k])]];
         const torch::Tensor row = probs[static_cast<int64_t>(k)].contiguous();
