@@ -23,6 +23,10 @@ void check_new_name(const Vec& methods, const std::string& name, const std::stri
     if (e.name == name) fail("{}: a method named \"{}\" is already attached", path, name);
 }
 
+// Outside autograd, routed rows may be written into a site's output in place and prepared matrices
+// reused across passes; with autograd both would break the graph.
+bool without_autograd() { return !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled(); }
+
 // Rows beyond this go through per-adapter products: gathering each row's matrices costs r x (in + out)
 // floats per row, which only pays off when rows are few.
 constexpr int64_t kGatheredRowsLimit = 64;
@@ -62,7 +66,7 @@ RowRouting::Gathered gather_low_rank(const LinearGroups& groups, const torch::Te
 torch::Tensor apply_low_rank_gathered(const void* site, LinearGroups& groups, const torch::Tensor& x, torch::Tensor y,
                                       RowRouting& routing) {
   // Prepared matrices are reused only without autograd (they would hold stale graphs in training).
-  const bool reuse = !torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled();
+  const bool reuse = without_autograd();
   auto& cache = routing.gathered();
   auto it = cache.find(site);
   if (it == cache.end() || !reuse) it = cache.insert_or_assign(site, gather_low_rank(groups, x, routing)).first;
@@ -82,7 +86,7 @@ torch::Tensor apply_low_rank_gathered(const void* site, LinearGroups& groups, co
 // `y` with rows `index` replaced by `rows`. Without autograd the rows are written in place: a batch
 // mixing many tasks then costs one pass over each task's rows, not a copy of the batch per task.
 torch::Tensor scatter_rows(torch::Tensor y, const torch::Tensor& index, const torch::Tensor& rows) {
-  if (!torch::GradMode::is_enabled() || c10::InferenceMode::is_enabled()) return y.index_copy_(0, index, rows);
+  if (without_autograd()) return y.index_copy_(0, index, rows);
   return y.index_copy(0, index, rows);
 }
 

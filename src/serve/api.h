@@ -4,7 +4,6 @@
 // fuzzed on their own. Errors are HttpError: the status and OpenAI's error "type" travel with them.
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>

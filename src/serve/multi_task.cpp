@@ -3,9 +3,6 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
-#include <set>
-
-#include <torch/nn/functional/linear.h>
 
 #include "peft/data/batching.h"
 #include "peft/error.h"
