@@ -3,13 +3,12 @@
 #include <chrono>
 #include <limits>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 
 #include <fmt/format.h>
 
 #include "peft/error.h"
+#include "peft/generate/decode_session.h"
 
 namespace peft {
 
@@ -47,118 +46,47 @@ torch::Tensor process_logits(torch::Tensor logits, const torch::Tensor& seen, co
 GenerationResult generate(Model& model, const std::vector<std::vector<int64_t>>& prompts, const GenerationOptions& o,
                           const TokenCallback& on_step) {
   if (prompts.empty()) fail("generate: no prompts");
-  if (o.max_new_tokens < 0) fail("generate: max_new_tokens must be >= 0");
-  if (o.do_sample && !(o.temperature > 0)) fail("generate: temperature must be > 0 when sampling");
-  if (!(o.top_p > 0 && o.top_p <= 1)) fail("generate: top_p must be in (0, 1]");
-  const ModelArch& arch = model.arch();
-  if (!arch.causal) fail("generate: the model is not a causal language model");
-  const int64_t batch = int64_t(prompts.size());
-  size_t longest = 0;
-  for (auto& p : prompts) {
-    if (p.empty()) fail("generate: an empty prompt (a prompt needs at least one token)");
-    longest = std::max(longest, p.size());
-  }
-  const int64_t length = int64_t(longest);
-  int64_t prefix = 0;
-  for (auto& site : model.sites().attention_kv_sites()) prefix = std::max(prefix, site->virtual_tokens());
-  if (arch.max_positions > 0 && prefix + length > arch.max_positions)
-    fail("generate: a prompt of {} tokens{} does not fit the model's context of {} positions (shorten it or truncate "
-         "it on the left)",
-         length, prefix > 0 ? fmt::format(" after {} virtual tokens", prefix) : "", arch.max_positions);
-  const int64_t max_new = arch.max_positions > 0 ? std::min(o.max_new_tokens, arch.max_positions - prefix - length)
-                                                 : o.max_new_tokens;
-  const torch::Tensor ref = model.reference_weight();
-  const auto device = ref.device();
+  const bool routed = !o.row_adapters.empty();
+  if (routed && o.row_adapters.size() != prompts.size())
+    fail("generate: {} row adapters for {} prompts", o.row_adapters.size(), prompts.size());
+  DecodeSession session(model, routed);
+  const auto options = std::make_shared<const GenerationOptions>(o);
+  std::vector<DecodeRow> rows;
+  for (size_t r = 0; r < prompts.size(); ++r) rows.push_back({r, prompts[r], routed ? o.row_adapters[r] : "", options});
 
-  // Left padding: every row's last prompt token sits in the last column.
-  torch::Tensor ids = torch::full({batch, length}, o.pad_token_id, torch::kLong);
-  torch::Tensor mask = torch::zeros({batch, length}, torch::kLong);
-  for (int64_t r = 0; r < batch; ++r) {
-    const auto& p = prompts[size_t(r)];
-    const int64_t start = length - int64_t(p.size());
-    ids[r].narrow(0, start, int64_t(p.size())).copy_(torch::tensor(p, torch::kLong));
-    mask[r].narrow(0, start, int64_t(p.size())).fill_(1);
-  }
-  ids = ids.to(device);
-  mask = mask.to(device);
-
-  KVCache cache(arch.num_layers, batch, arch.num_kv_heads, prefix + length + max_new + 1, arch.head_dim,
-                ref.options());
-  ForwardContext context;
-  context.cache = &cache;
-  context.last_position_only = true;
-  if (!o.row_adapters.empty()) {
-    if (int64_t(o.row_adapters.size()) != batch)
-      fail("generate: {} row adapters for {} prompts", o.row_adapters.size(), batch);
-    context.routing.assign("", {});  // rows of the base model see no adapter
-    for (int64_t r = 0; r < batch; ++r)
-      if (!o.row_adapters[size_t(r)].empty()) context.routing.assign(o.row_adapters[size_t(r)], {r});
-  }
-
-  std::optional<torch::Generator> generator;  // sampling draws on the CPU so a seed means the same on CUDA
-  if (o.seed) generator = at::detail::createCPUGenerator(*o.seed);
-  torch::NoGradGuard no_grad;
-  // HF's position ids: the count of real tokens before each one; padding gets 1.
-  torch::Tensor positions = (mask.cumsum(1) - 1).masked_fill(mask.eq(0), 1);
-  ModelInput in{ids, mask, {}, false, positions};
-  torch::Tensor seen = ids;
-  torch::Tensor last_position = positions.select(1, length - 1);
-  torch::Tensor unfinished = torch::ones({batch}, torch::kBool).to(device);
   GenerationResult result;
-  result.tokens.resize(size_t(batch));
-  result.stopped.assign(size_t(batch), false);
-  result.prompt_tokens = length;
-  using Clock = std::chrono::steady_clock;
-  const auto started = Clock::now();
-  auto prefill_done = started;
-  for (int64_t step = 0; step < max_new; ++step) {
-    torch::Tensor logits = process_logits(model.forward(in, context).select(1, 0), seen, o);
-    if (step == 0) prefill_done = Clock::now();
-    torch::Tensor next;
-    if (o.do_sample) {
-      torch::Tensor probs = logits.softmax(1).cpu();
-      next = (generator ? probs.multinomial(1, false, *generator) : probs.multinomial(1)).squeeze(1).to(device);
-    } else {
-      next = logits.argmax(1);
+  result.tokens.resize(prompts.size());
+  result.stopped.assign(prompts.size(), false);
+  for (auto& p : prompts) result.prompt_tokens = std::max(result.prompt_tokens, int64_t(p.size()));
+  // Hands each step's tokens to the callback, which may end rows early.
+  auto deliver = [&](const std::vector<DecodedToken>& tokens) {
+    std::vector<int64_t> newest(prompts.size(), -1);
+    std::vector<bool> finish(prompts.size(), false);
+    bool any = false;
+    for (const DecodedToken& t : tokens) {
+      if (t.token < 0) continue;
+      newest[t.row] = t.token;
+      result.tokens[t.row].push_back(t.token);
+      finish[t.row] = t.stopped;
+      any = true;
     }
-    next = torch::where(unfinished, next, torch::full_like(next, o.pad_token_id));
-    const torch::Tensor next_cpu = next.cpu().contiguous(), unfinished_cpu = unfinished.cpu().contiguous();
-    const int64_t* next_ids = next_cpu.data_ptr<int64_t>();
-    const bool* live = unfinished_cpu.data_ptr<bool>();
-    std::vector<int64_t> newest(size_t(batch), -1);
-    std::vector<bool> finish(size_t(batch), false);
-    for (int64_t r = 0; r < batch; ++r)
-      if (live[r]) {
-        newest[size_t(r)] = next_ids[r];
-        result.tokens[size_t(r)].push_back(next_ids[r]);
-        finish[size_t(r)] = std::find(o.stop_token_ids.begin(), o.stop_token_ids.end(), next_ids[r]) !=
-                            o.stop_token_ids.end();
-      }
-    if (on_step) {
+    if (on_step && any) {
       GenerationStep view{newest, finish};
       on_step(view);
     }
-    bool any_live = false;
-    std::vector<int64_t> finished_rows;
-    for (int64_t r = 0; r < batch; ++r) {
-      if (!live[r]) continue;
-      if (finish[size_t(r)]) {
-        result.stopped[size_t(r)] = true;
-        finished_rows.push_back(r);
-      } else {
-        any_live = true;
-      }
+    for (const DecodedToken& t : tokens) {
+      if (t.token < 0) continue;
+      result.stopped[t.row] = finish[t.row];
+      if (finish[t.row] && !t.last) session.remove(t.row);
     }
-    if (!finished_rows.empty())
-      unfinished.index_fill_(0, torch::tensor(finished_rows, torch::kLong).to(device), false);
-    if (!any_live) break;
-    last_position = last_position + 1;
-    in = ModelInput{next.unsqueeze(1), torch::ones({batch, 1}, torch::kLong).to(device), {}, false, last_position.unsqueeze(1)};
-    seen = torch::cat({seen, next.unsqueeze(1)}, 1);
-  }
-  const auto ended = Clock::now();
+  };
+  using Clock = std::chrono::steady_clock;
+  const auto started = Clock::now();
+  deliver(session.add(rows));
+  const auto prefill_done = Clock::now();
+  while (!session.empty()) deliver(session.step());
   result.prefill_seconds = std::chrono::duration<double>(prefill_done - started).count();
-  result.decode_seconds = std::chrono::duration<double>(ended - prefill_done).count();
+  result.decode_seconds = std::chrono::duration<double>(Clock::now() - prefill_done).count();
   return result;
 }
 

@@ -8,13 +8,6 @@
 namespace peft {
 namespace {
 
-// One row's text: decoded pieces accumulate in `pending` until no stop string can start in them.
-struct RowText {
-  std::unique_ptr<tok::StreamingDecoder> decoder;
-  std::string emitted, pending;
-  bool stopped = false;
-};
-
 // Length of the longest suffix of `text` that is a proper prefix of some stop string: text that must wait.
 size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
   size_t hold = 0;
@@ -27,23 +20,96 @@ size_t held_back(const std::string& text, const std::vector<std::string>& stops)
   return hold;
 }
 
-// Moves what is final from row.pending to the caller; true when a stop string ended the row.
-bool release(RowText& row, const std::vector<std::string>& stops, bool at_end, std::string& out) {
-  size_t cut = std::string::npos;
-  for (const std::string& s : stops)
-    if (!s.empty()) cut = std::min(cut, row.pending.find(s));
-  if (cut != std::string::npos) {
-    out = row.pending.substr(0, cut);
-    row.pending.clear();
-    return true;
-  }
-  const size_t keep = at_end ? 0 : held_back(row.pending, stops);
-  out = row.pending.substr(0, row.pending.size() - keep);
-  row.pending.erase(0, row.pending.size() - keep);
-  return false;
+}  // namespace
+
+TextStream::TextStream(const tok::Tokenizer& tokenizer, std::vector<std::string> stop_strings, bool skip_special_tokens)
+    : decoder_(std::make_unique<tok::StreamingDecoder>(tokenizer, skip_special_tokens)), stops_(std::move(stop_strings)) {
+  stops_.erase(std::remove(stops_.begin(), stops_.end(), std::string()), stops_.end());
 }
 
-}  // namespace
+std::string TextStream::release(bool at_end) {
+  size_t cut = std::string::npos;
+  for (const std::string& s : stops_) cut = std::min(cut, pending_.find(s));
+  if (cut != std::string::npos) {
+    stopped_ = true;
+    std::string out = pending_.substr(0, cut);
+    pending_.clear();
+    return out;
+  }
+  const size_t keep = at_end ? 0 : held_back(pending_, stops_);
+  std::string out = pending_.substr(0, pending_.size() - keep);
+  pending_.erase(0, pending_.size() - keep);
+  return out;
+}
+
+std::string TextStream::push(int64_t token) {
+  if (stopped_) return {};
+  pending_ += decoder_->push(token);
+  return release(false);
+}
+
+std::string TextStream::finish() {
+  if (stopped_) return {};
+  pending_ += decoder_->flush();
+  return release(true);
+}
+
+TextDecodeSession::TextDecodeSession(AdaptedModel& model, const tok::Tokenizer& tokenizer, bool routed)
+    : tokenizer_(tokenizer), session_(*model.model(), routed) {
+  for (auto& m : model.methods()) m->before_forward(*model.model());
+}
+
+void TextDecodeSession::add(const std::vector<TextDecodeRow>& rows, const OnText& on_text, const OnDone& on_done) {
+  std::vector<DecodeRow> requests;
+  for (auto& r : rows) {
+    if (!r.options) fail("generate: a row without generation options");
+    // The token session shares the text options' lifetime (and their identity, for sampler sharing).
+    requests.push_back({r.id, r.prompt, r.adapter, std::shared_ptr<const GenerationOptions>(r.options, &r.options->generation)});
+  }
+  const std::vector<DecodedToken> first = session_.add(requests);
+  for (auto& r : rows)
+    rows_.emplace(r.id, Row{TextStream(tokenizer_, r.options->stop_strings, r.options->skip_special_tokens), {}});
+  deliver(first, on_text, on_done);
+}
+
+void TextDecodeSession::step(const OnText& on_text, const OnDone& on_done) {
+  deliver(session_.step(), on_text, on_done);
+}
+
+GeneratedText TextDecodeSession::remove(uint64_t row) {
+  auto it = rows_.find(row);
+  if (it == rows_.end()) return {};
+  session_.remove(row);
+  GeneratedText out = std::move(it->second.out);
+  out.finish_reason = "stop";
+  rows_.erase(it);
+  return out;
+}
+
+void TextDecodeSession::deliver(const std::vector<DecodedToken>& tokens, const OnText& on_text, const OnDone& on_done) {
+  for (const DecodedToken& t : tokens) {
+    auto it = rows_.find(t.row);
+    if (it == rows_.end()) continue;
+    Row& row = it->second;
+    std::string piece;
+    if (t.token >= 0) {
+      row.out.token_ids.push_back(t.token);
+      piece = row.stream.push(t.token);
+    }
+    const bool ended = t.last || row.stream.stopped();
+    if (ended) piece += row.stream.finish();
+    if (!piece.empty()) {
+      row.out.text += piece;
+      if (on_text) on_text(t.row, piece);
+    }
+    if (!ended) continue;
+    if (!t.last) session_.remove(t.row);  // a stop string ended it
+    GeneratedText out = std::move(row.out);
+    out.finish_reason = t.stopped || row.stream.stopped() ? "stop" : "length";
+    rows_.erase(it);
+    if (on_done) on_done(t.row, std::move(out));
+  }
+}
 
 std::vector<int64_t> default_stop_token_ids(const tok::Tokenizer& tokenizer) {
   if (auto eos = tokenizer.eos_id()) return {*eos};
@@ -58,40 +124,33 @@ void set_stop_and_pad(GenerationOptions& options, const tok::Tokenizer& tokenize
 std::vector<GeneratedText> generate_text(AdaptedModel& model, const tok::Tokenizer& tokenizer,
                                          const std::vector<std::vector<int64_t>>& prompts,
                                          const TextGenerationOptions& options, const TextCallback& on_text) {
-  std::vector<RowText> rows(prompts.size());
-  for (auto& r : rows) r.decoder = std::make_unique<tok::StreamingDecoder>(tokenizer, options.skip_special_tokens);
+  if (prompts.empty()) fail("generate: no prompts");
+  const auto& adapters = options.generation.row_adapters;
+  const bool routed = !adapters.empty();
+  if (routed && adapters.size() != prompts.size())
+    fail("generate: {} row adapters for {} prompts", adapters.size(), prompts.size());
+  TextDecodeSession session(model, tokenizer, routed);
+  const auto shared = std::make_shared<const TextGenerationOptions>(options);
+  std::vector<TextDecodeRow> rows;
+  for (size_t r = 0; r < prompts.size(); ++r) rows.push_back({r, prompts[r], routed ? adapters[r] : "", shared});
   std::vector<GeneratedText> out(prompts.size());
-  auto emit = [&](size_t r, const std::string& piece) {
-    if (piece.empty()) return;
-    out[r].text += piece;
-    if (on_text) on_text(r, piece);
+  std::vector<bool> running(prompts.size(), true);
+  const auto text = [&](uint64_t row, const std::string& piece) {
+    if (on_text) on_text(size_t(row), piece);
   };
-  const GenerationResult result = generate(model, prompts, options.generation, [&](GenerationStep& step) {
-    for (size_t r = 0; r < rows.size(); ++r) {
-      if (step.newest[r] < 0 || rows[r].stopped) continue;
-      if (options.abandoned && options.abandoned(r)) {
-        rows[r].stopped = true;
-        step.finish[r] = true;
-        continue;
-      }
-      rows[r].pending += rows[r].decoder->push(step.newest[r]);
-      std::string piece;
-      if (release(rows[r], options.stop_strings, false, piece)) {
-        rows[r].stopped = true;
-        step.finish[r] = true;
-      }
-      emit(r, piece);
-    }
-  });
-  for (size_t r = 0; r < rows.size(); ++r) {
-    if (!rows[r].stopped) {
-      rows[r].pending += rows[r].decoder->flush();
-      std::string piece;
-      rows[r].stopped = release(rows[r], options.stop_strings, true, piece);
-      emit(r, piece);
-    }
-    out[r].token_ids = result.tokens[r];
-    out[r].finish_reason = result.stopped[r] || rows[r].stopped ? "stop" : "length";
+  const auto done = [&](uint64_t row, GeneratedText result) {
+    out[row] = std::move(result);
+    running[row] = false;
+  };
+  session.add(rows, text, done);
+  while (!session.empty()) {
+    if (options.abandoned)
+      for (size_t r = 0; r < prompts.size(); ++r)
+        if (running[r] && options.abandoned(r)) {
+          out[r] = session.remove(r);
+          running[r] = false;
+        }
+    session.step(text, done);
   }
   return out;
 }

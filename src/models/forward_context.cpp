@@ -1,5 +1,7 @@
 #include "peft/models/forward_context.h"
 
+#include <algorithm>
+
 #include "peft/error.h"
 
 namespace peft {
@@ -33,11 +35,70 @@ void KVCache::commit(const torch::Tensor& mask) {
   length_ += n;
 }
 
+int64_t KVCache::first_used() const {
+  if (length_ == 0) return 0;
+  const torch::Tensor used = key_mask().ne(0).any(0).cpu();
+  const torch::Tensor at = used.nonzero();
+  return at.numel() == 0 ? length_ : at[0][0].item<int64_t>();
+}
+
 void KVCache::select_rows(const torch::Tensor& rows) {
-  for (auto& t : keys_) t = t.index_select(0, rows);
-  for (auto& t : values_) t = t.index_select(0, rows);
-  key_mask_ = key_mask_.index_select(0, rows);
+  // Narrow first, so that only the kept positions are copied.
+  const int64_t start = first_used();
+  const torch::Tensor index = rows.to(key_mask_.device());
+  for (auto& t : keys_) t = t.narrow(2, start, capacity_ - start).index_select(0, index);
+  for (auto& t : values_) t = t.narrow(2, start, capacity_ - start).index_select(0, index);
+  key_mask_ = key_mask_.narrow(1, start, capacity_ - start).index_select(0, index);
   batch_ = rows.size(0);
+  length_ -= start;
+  capacity_ -= start;
+}
+
+void KVCache::join(const KVCache& other, int64_t spare) {
+  if (other.keys_.size() != keys_.size()) fail("KVCache: cannot join a cache of {} layers to one of {}", other.keys_.size(), keys_.size());
+  if (spare < 0) fail("KVCache: spare must be >= 0");
+  const int64_t mine = first_used(), theirs = other.first_used();
+  const int64_t my_length = length_ - mine, their_length = other.length_ - theirs;
+  const int64_t length = std::max(my_length, their_length), capacity = std::max<int64_t>(1, length + spare);
+  const int64_t batch = batch_ + other.batch_;
+  // Masked positions must hold finite values (zeros): attention weighs them by 0, and 0 * NaN is NaN.
+  auto joined = [&](const torch::Tensor& a, const torch::Tensor& b) {
+    torch::Tensor t = torch::zeros({batch, a.size(1), capacity, a.size(3)}, a.options());
+    t.narrow(0, 0, batch_).narrow(2, length - my_length, my_length).copy_(a.narrow(2, mine, my_length));
+    t.narrow(0, batch_, other.batch_).narrow(2, length - their_length, their_length).copy_(b.narrow(2, theirs, their_length));
+    return t;
+  };
+  std::vector<torch::Tensor> keys, values;
+  for (size_t l = 0; l < keys_.size(); ++l) {
+    keys.push_back(joined(keys_[l], other.keys_[l]));
+    values.push_back(joined(values_[l], other.values_[l]));
+  }
+  torch::Tensor mask = torch::zeros({batch, capacity}, key_mask_.options());
+  mask.narrow(0, 0, batch_).narrow(1, length - my_length, my_length).copy_(key_mask_.narrow(1, mine, my_length));
+  mask.narrow(0, batch_, other.batch_).narrow(1, length - their_length, their_length)
+      .copy_(other.key_mask_.narrow(1, theirs, their_length).to(mask.device()));
+  keys_ = std::move(keys);
+  values_ = std::move(values);
+  key_mask_ = std::move(mask);
+  batch_ = batch;
+  length_ = length;
+  capacity_ = capacity;
+}
+
+void KVCache::reserve(int64_t spare) {
+  if (length_ + spare <= capacity_) return;
+  const int64_t capacity = length_ + spare;
+  auto grown = [&](const torch::Tensor& t) {
+    torch::Tensor g = torch::zeros({t.size(0), t.size(1), capacity, t.size(3)}, t.options());
+    g.narrow(2, 0, length_).copy_(t.narrow(2, 0, length_));
+    return g;
+  };
+  for (auto& t : keys_) t = grown(t);
+  for (auto& t : values_) t = grown(t);
+  torch::Tensor mask = torch::zeros({batch_, capacity}, key_mask_.options());
+  mask.narrow(1, 0, length_).copy_(key_mask_.narrow(1, 0, length_));
+  key_mask_ = std::move(mask);
+  capacity_ = capacity;
 }
 
 void RowRouting::assign(const std::string& adapter, std::vector<int64_t> rows) {

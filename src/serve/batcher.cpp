@@ -1,5 +1,8 @@
 #include "batcher.h"
 
+#include <functional>
+#include <map>
+
 #include "peft/error.h"
 
 namespace peft::serve {
@@ -63,7 +66,7 @@ std::vector<std::shared_ptr<Job>> Batcher::next_batch(std::unique_lock<std::mute
   for (auto it = queue_.begin(); it != queue_.end();) {
     const Job& j = **it;
     const bool fits = batch.empty() || rows + j.size() <= max_batch_rows_;
-    if (j.kind == first.kind && j.batch_key == first.batch_key && fits) {
+    if (j.kind == first.kind && fits) {
       rows += j.size();
       queued_rows_ -= j.size();
       batch.push_back(*it);
@@ -87,7 +90,8 @@ void Batcher::work() {
       if (j->cancelled) j->done.set_exception(std::make_exception_ptr(Error("request cancelled")));
       else live.push_back(j);
     }
-    if (!live.empty()) run(live);
+    if (!live.empty() && live.front()->kind == Job::Kind::Generate) decode(live);
+    else if (!live.empty()) run(live);
     lock.lock();
   }
 }
@@ -95,24 +99,6 @@ void Batcher::work() {
 JobResult Batcher::run_together(const std::vector<std::shared_ptr<Job>>& jobs) {
   JobResult all;
   const Job::Kind kind = jobs.front()->kind;
-  if (kind == Job::Kind::Generate) {
-    std::vector<PromptRow> prompts;
-    std::vector<std::pair<Job*, size_t>> owner;  // batch row -> (job, its row)
-    for (auto& j : jobs)
-      for (size_t i = 0; i < j->prompts.size(); ++i) {
-        prompts.push_back(j->prompts[i]);
-        owner.emplace_back(j.get(), i);
-      }
-    metrics_.batch(prompts.size());
-    TextCallback on_text = [&](size_t row, const std::string& piece) {
-      auto [job, i] = owner[row];
-      if (job->on_text) job->on_text(i, piece);
-    };
-    TextGenerationOptions options = jobs.front()->generation;
-    options.abandoned = [&](size_t row) { return owner[row].first->cancelled.load(); };
-    all.texts = model_.generate(prompts, options, on_text);
-    return all;
-  }
   std::vector<TaskRow> rows;
   for (auto& j : jobs) rows.insert(rows.end(), j->rows.begin(), j->rows.end());
   metrics_.batch(rows.size());
@@ -146,6 +132,125 @@ void Batcher::run(const std::vector<std::shared_ptr<Job>>& jobs) {
     take(all.texts, mine.texts);
     at += j->size();
     j->done.set_value(std::move(mine));
+  }
+}
+
+std::vector<std::shared_ptr<Job>> Batcher::joiners(size_t rows) {
+  std::vector<std::shared_ptr<Job>> out;
+  std::lock_guard lock(mutex_);
+  for (auto it = queue_.begin(); it != queue_.end() && rows > 0;) {
+    Job& j = **it;
+    if (j.kind != Job::Kind::Generate || j.size() > rows) {
+      ++it;
+      continue;
+    }
+    rows -= j.size();
+    queued_rows_ -= j.size();
+    out.push_back(*it);
+    it = queue_.erase(it);
+  }
+  return out;
+}
+
+void Batcher::decode(const std::vector<std::shared_ptr<Job>>& first) {
+  // Each job's answers collect here; its rows are named row_base + i in the decoding batch.
+  struct Running {
+    std::shared_ptr<Job> job;
+    std::vector<GeneratedText> texts;
+    size_t left = 0;
+    bool answered = false;
+  };
+  std::map<uint64_t, std::pair<std::shared_ptr<Running>, size_t>> owner;  // row -> (job, its row)
+  uint64_t next_row = 0;
+  const auto fail_job = [&](Running& r, std::exception_ptr error) {
+    if (r.answered) return;
+    r.answered = true;
+    r.job->done.set_exception(error);
+  };
+  const TextDecodeSession::OnText on_text = [&](uint64_t row, const std::string& piece) {
+    auto& [running, i] = owner.at(row);
+    if (running->job->on_text) running->job->on_text(i, piece);
+  };
+  const TextDecodeSession::OnDone on_done = [&](uint64_t row, GeneratedText text) {
+    auto it = owner.find(row);
+    auto [running, i] = it->second;
+    owner.erase(it);
+    running->texts[i] = std::move(text);
+    if (--running->left == 0 && !running->answered) {
+      running->answered = true;
+      JobResult result;
+      result.texts = std::move(running->texts);
+      running->job->done.set_value(std::move(result));
+    }
+  };
+  std::unique_ptr<MultiTaskModel::Decoding> decoding;
+  try {
+    decoding = model_.start_decoding();
+  } catch (...) {
+    for (auto& j : first) j->done.set_exception(std::current_exception());
+    return;
+  }
+  // Joins jobs with one prefill; if that fails, each job alone, so that only the job at fault fails.
+  std::function<void(const std::vector<std::shared_ptr<Job>>&)> join = [&](const std::vector<std::shared_ptr<Job>>& jobs) {
+    std::vector<TextDecodeRow> rows;
+    std::vector<uint64_t> ids;
+    for (auto& j : jobs) {
+      if (j->size() == 0) {
+        j->done.set_value(JobResult{});
+        continue;
+      }
+      auto running = std::make_shared<Running>();
+      running->job = j;
+      running->texts.resize(j->size());
+      running->left = j->size();
+      // Aliases the job: its options live as long as it does.
+      const std::shared_ptr<const TextGenerationOptions> options(j, &j->generation);
+      for (size_t i = 0; i < j->prompts.size(); ++i) {
+        owner[next_row] = {running, i};
+        ids.push_back(next_row);
+        rows.push_back({next_row++, j->prompts[i].prompt, j->prompts[i].task, options});
+      }
+    }
+    if (rows.empty()) return;
+    try {
+      decoding->add(rows, on_text, on_done);
+    } catch (...) {
+      for (uint64_t id : ids) owner.erase(id);
+      if (jobs.size() == 1) {
+        jobs.front()->done.set_exception(std::current_exception());
+        return;
+      }
+      for (auto& j : jobs) join({j});
+    }
+  };
+  join(first);
+  while (!decoding->empty()) {
+    // Rows of requests whose clients went away leave before the step.
+    std::vector<uint64_t> gone;
+    for (auto& [row, slot] : owner)
+      if (slot.first->job->cancelled) gone.push_back(row);
+    for (uint64_t row : gone) {
+      decoding->remove(row);
+      fail_job(*owner.at(row).first, std::make_exception_ptr(Error("request cancelled")));
+      owner.erase(row);
+    }
+    if (decoding->empty()) break;
+    metrics_.batch(decoding->size());
+    try {
+      decoding->step(on_text, on_done);
+    } catch (...) {
+      for (auto& [row, slot] : owner) fail_job(*slot.first, std::current_exception());
+      return;
+    }
+    if (decoding->size() < max_batch_rows_) {
+      auto newcomers = joiners(max_batch_rows_ - decoding->size());
+      std::vector<std::shared_ptr<Job>> live;
+      for (auto& j : newcomers) {
+        if (j->cancelled) j->done.set_exception(std::make_exception_ptr(Error("request cancelled")));
+        else live.push_back(j);
+      }
+      if (!live.empty()) join(live);
+    }
   }
 }
 

@@ -1,9 +1,10 @@
 #pragma once
 // Dynamic batching for `peft serve` (internal to src/serve): HTTP threads queue jobs, one worker
 // thread runs them on the model in batches. After the first job arrives it waits up to max_wait for
-// more, then takes queued jobs of the same kind (and, for generation, the same sampling options) up
-// to max_batch_rows rows and runs them as one mixed-task batch. A batch that fails is retried job by
-// job, so one bad request cannot fail the others.
+// more, then takes queued jobs of the same kind up to max_batch_rows rows and runs them as one
+// mixed-task batch. A batch that fails is retried job by job, so one bad request cannot fail the
+// others. Generation is batched continuously: between decoding steps, queued generation jobs join
+// the running batch while it has room, and finished rows leave it (each job keeps its own options).
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -32,7 +33,6 @@ struct Job {
   std::vector<TaskRow> rows;        // classify, embed
   std::vector<PromptRow> prompts;   // generate
   TextGenerationOptions generation;
-  std::string batch_key;            // generation: jobs with equal keys may share a batch
   TextCallback on_text;             // generate: streamed text of the job's row i
   std::promise<JobResult> done;
   std::atomic<bool> cancelled{false};  // the client gave up: skip it if not started
@@ -57,6 +57,10 @@ class Batcher {
   std::vector<std::shared_ptr<Job>> next_batch(std::unique_lock<std::mutex>& lock);
   void run(const std::vector<std::shared_ptr<Job>>& jobs);
   JobResult run_together(const std::vector<std::shared_ptr<Job>>& jobs);
+  // Continuous batching of generation jobs until none is left running or queued.
+  void decode(const std::vector<std::shared_ptr<Job>>& jobs);
+  // Queued generation jobs of at most `rows` rows in all, oldest first.
+  std::vector<std::shared_ptr<Job>> joiners(size_t rows);
 
   MultiTaskModel& model_;
   Metrics& metrics_;

@@ -180,6 +180,8 @@ void MultiTaskModel::unload_task(const std::string& name) {
   std::lock_guard lock(mutex_);
   auto it = tasks_.find(name);
   if (it == tasks_.end()) fail("unknown task \"{}\"", name);
+  if (auto busy = decoding_rows_.find(name); busy != decoding_rows_.end() && busy->second > 0)
+    fail("task \"{}\" is generating for {} prompts; unload it when they finish", name, busy->second);
   if (it->second.diff) diffs_->remove(name);
   for (auto m = it->second.methods.rbegin(); m != it->second.methods.rend(); ++m) (*m)->detach(*model_);
   tasks_.erase(it);
@@ -305,6 +307,64 @@ std::vector<GeneratedText> MultiTaskModel::generate(const std::vector<PromptRow>
     prompts.push_back(r.prompt);
   }
   return generate_text(*frozen_, *tokenizer_, prompts, o, on_text);
+}
+
+std::unique_ptr<MultiTaskModel::Decoding> MultiTaskModel::start_decoding() {
+  if (!causal_) fail("generate: the base model {} is an encoder", base_name_);
+  return std::unique_ptr<Decoding>(new Decoding(*this));
+}
+
+MultiTaskModel::Decoding::Decoding(MultiTaskModel& owner)
+    : owner_(owner), session_(*owner.frozen_, *owner.tokenizer_, /*routed=*/true) {}
+
+MultiTaskModel::Decoding::~Decoding() {
+  std::lock_guard lock(owner_.mutex_);
+  for (auto& [row, task] : task_of_) --owner_.decoding_rows_[task];
+}
+
+void MultiTaskModel::Decoding::release(uint64_t row) {
+  auto it = task_of_.find(row);
+  if (it == task_of_.end()) return;
+  --owner_.decoding_rows_[it->second];
+  task_of_.erase(it);
+}
+
+TextDecodeSession::OnDone MultiTaskModel::Decoding::releasing(const TextDecodeSession::OnDone& on_done) {
+  return [this, &on_done](uint64_t row, GeneratedText result) {
+    release(row);
+    if (on_done) on_done(row, std::move(result));
+  };
+}
+
+void MultiTaskModel::Decoding::add(const std::vector<TextDecodeRow>& rows, const TextDecodeSession::OnText& on_text,
+                                   const TextDecodeSession::OnDone& on_done) {
+  std::lock_guard lock(owner_.mutex_);
+  for (auto& r : rows)
+    if (!r.adapter.empty()) owner_.find(r.adapter);
+  // Counted before the prefill, which may end rows at once (and release them); undone if it throws.
+  std::vector<uint64_t> counted;
+  for (auto& r : rows)
+    if (!r.adapter.empty() && task_of_.emplace(r.id, r.adapter).second) {
+      ++owner_.decoding_rows_[r.adapter];
+      counted.push_back(r.id);
+    }
+  try {
+    session_.add(rows, on_text, releasing(on_done));
+  } catch (...) {
+    for (uint64_t id : counted) release(id);
+    throw;
+  }
+}
+
+void MultiTaskModel::Decoding::step(const TextDecodeSession::OnText& on_text, const TextDecodeSession::OnDone& on_done) {
+  std::lock_guard lock(owner_.mutex_);
+  session_.step(on_text, releasing(on_done));
+}
+
+GeneratedText MultiTaskModel::Decoding::remove(uint64_t row) {
+  std::lock_guard lock(owner_.mutex_);
+  release(row);
+  return session_.remove(row);
 }
 
 }  // namespace peft::serve

@@ -293,14 +293,6 @@ struct Server::Impl {
     return o;
   }
 
-  // A key that only requests which may share a generation batch have in common. Seeded sampling runs
-  // alone, so that a seed means the same continuation whoever else is being served.
-  std::string batch_key(const SamplingRequest& s) {
-    if (s.seed) return fmt::format("seeded-{}", next_id++);
-    json k = {s.max_tokens, s.temperature, s.top_p, s.top_k, s.min_p, s.repetition_penalty, s.stop};
-    return k.dump();
-  }
-
   std::vector<int64_t> checked_prompt(std::vector<int64_t> ids, size_t index) const {
     if (ids.empty()) bad_request(fmt::format("prompt {} encodes to no tokens", index));
     const int64_t context = model.arch().max_positions;
@@ -315,7 +307,6 @@ struct Server::Impl {
     auto job = std::make_shared<Job>();
     job->kind = Job::Kind::Generate;
     job->generation = generation_options(sampling);
-    job->batch_key = batch_key(sampling);
     int64_t prompt_tokens = 0;
     for (auto& p : prompts) {
       prompt_tokens += static_cast<int64_t>(p.size());

@@ -28,10 +28,18 @@ class KVCache {
   torch::Tensor key_mask() const { return key_mask_.narrow(1, 0, length_); }
   // Ends a pass that appended n positions whose padding mask is `mask` (batch, n).
   void commit(const torch::Tensor& mask);
-  // Keeps only `rows` of the batch (finished sequences leave a batched generation).
+  // Keeps only `rows` of the batch (finished sequences leave a batched generation); leading positions
+  // that no remaining row uses are dropped.
   void select_rows(const torch::Tensor& rows);
+  // Continuous batching: appends `other`'s rows after these, both right-aligned (their newest positions
+  // line up, the shorter side gets masked positions on the left), with room for `spare` more tokens.
+  void join(const KVCache& other, int64_t spare);
+  // Makes room for `spare` more tokens after length().
+  void reserve(int64_t spare);
 
  private:
+  int64_t first_used() const;  // the first position some row uses (length() when none)
+
   std::vector<torch::Tensor> keys_, values_;
   torch::Tensor key_mask_;
   int64_t length_ = 0, capacity_, batch_;

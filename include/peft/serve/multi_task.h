@@ -63,6 +63,7 @@ struct PromptRow {
 
 class MultiTaskModel {
  public:
+  class Decoding;
   struct Options {
     torch::Device device = torch::kCPU;
     torch::ScalarType dtype = torch::kFloat;  // decoders may run in bfloat16
@@ -95,6 +96,10 @@ class MultiTaskModel {
   // Decoders: text continuations of each row under its task, in one batch.
   std::vector<GeneratedText> generate(const std::vector<PromptRow>& rows, const TextGenerationOptions& options,
                                       const TextCallback& on_text = {});
+  // Decoders: continuous batching (peft serve). Prompts join and leave the returned decoding batch
+  // between steps; each join and step holds the model for one forward, so tasks load in between. A
+  // task with rows in a decoding batch cannot be unloaded until they end.
+  std::unique_ptr<Decoding> start_decoding();
   // Inputs are truncated to this many tokens for base rows (the model's or sentence-transformers' limit).
   size_t base_max_length() const { return base_max_length_; }
 
@@ -123,9 +128,35 @@ class MultiTaskModel {
   std::string chat_template_;
   std::unique_ptr<DiffStore> diffs_;
   std::map<std::string, Task> tasks_;
+  std::map<std::string, size_t> decoding_rows_;  // per task: rows in decoding batches
   int64_t base_bytes_ = 0;
   size_t base_max_length_ = 512;
   mutable std::mutex mutex_;
+};
+
+// A continuous decoding batch on a MultiTaskModel's decoder (see start_decoding); one thread uses it.
+class MultiTaskModel::Decoding {
+ public:
+  ~Decoding();
+  // Prefills `rows` (their `adapter` is the task, "" for the base model) and joins them; see
+  // TextDecodeSession::add. Unknown tasks throw before anything runs.
+  void add(const std::vector<TextDecodeRow>& rows, const TextDecodeSession::OnText& on_text,
+           const TextDecodeSession::OnDone& on_done);
+  void step(const TextDecodeSession::OnText& on_text, const TextDecodeSession::OnDone& on_done);
+  GeneratedText remove(uint64_t row);
+  size_t size() const { return session_.size(); }
+  bool empty() const { return session_.empty(); }
+
+ private:
+  friend class MultiTaskModel;
+  explicit Decoding(MultiTaskModel& owner);
+  // Reports on_done and releases the row's task (under the owner's lock).
+  TextDecodeSession::OnDone releasing(const TextDecodeSession::OnDone& on_done);
+  void release(uint64_t row);
+
+  MultiTaskModel& owner_;
+  TextDecodeSession session_;
+  std::map<uint64_t, std::string> task_of_;  // running rows with a task
 };
 
 }  // namespace peft::serve
