@@ -11,6 +11,9 @@
 #include "peft/data/batching.h"
 #include "peft/io/atomic_file.h"
 #include "peft/methods/adapter_io.h"
+#include "peft/methods/registry.h"
+#include "peft/models/decoder.h"
+#include "peft/models/load.h"
 #include "peft/methods/sparse_diff.h"
 #include "peft/methods/spec.h"
 #include "peft/serve/multi_task.h"
@@ -163,6 +166,35 @@ inline std::vector<std::vector<double>> alone(const fs::path& dir, const std::ve
     out.emplace_back(row.data_ptr<double>(), row.data_ptr<double>() + row.size(0));
   }
   return out;
+}
+
+// Decoders: tiny-llama or tiny-gpt2 with eight adapters of several methods attached under their names
+// (tensors moved off their initial values, seeded), in eval mode: LoRA of two ranks (two of rank 4,
+// batched in one gathered product), IA3, prefixes of 3 and 6 tokens, a Pfeiffer adapter, AdaMix-LoRA.
+inline const std::vector<std::string> kDecoderTasks = {"lora",     "lora_b",   "lora_c",     "ia3",
+                                                       "prefix",   "prefix2",  "pfeiffer",   "adamix_lora"};
+inline std::shared_ptr<CausalLM> decoder_with_tasks(const std::string& model_name) {
+  const std::vector<std::string> specs = {"lora:r=4,lora_dropout=0",
+                                          "lora:r=4,lora_dropout=0",
+                                          "lora:r=2,lora_dropout=0",
+                                          "ia3",
+                                          "prefix:num_virtual_tokens=3,prefix_projection=false",
+                                          "prefix:num_virtual_tokens=6,prefix_projection=false",
+                                          "pfeiffer:r=4,init=lora",
+                                          "adamix_lora:num_experts=2,r=2,lora_dropout=0"};
+  auto lm = load_causal_lm((fixtures_dir() / "decoder" / model_name).string());
+  lm->eval();
+  torch::manual_seed(3);
+  for (size_t i = 0; i < specs.size(); ++i)
+    for (auto& m : make_methods(parse_method_spec(specs[i]))) {
+      m->set_adapter_name(kDecoderTasks[i]);
+      m->attach(*lm);
+      torch::NoGradGuard no_grad;
+      for (auto& t : m->tensors()) t.tensor.add_(torch::randn_like(t.tensor) * 0.3);
+      m->finalize();
+    }
+  lm->eval();
+  return lm;
 }
 
 }  // namespace peft::test

@@ -178,29 +178,9 @@ TEST_F(MultiTask, BadTaskFoldersAreOneLineErrorsAndLeaveTheModelServing) {
 // Decoders: one generation batch whose rows use different adapters (LoRA, IA3, prefix, adapters,
 // AdaMix-LoRA, none) gives every row the tokens (and logits) of its adapter alone.
 TEST(MultiTaskGeneration, MixedAdaptersInOneBatchGenerateWhatEachGeneratesAlone) {
-  const std::vector<std::pair<std::string, std::string>> specs = {
-      {"lora", "lora:r=4,lora_dropout=0"},
-      {"lora_b", "lora:r=4,lora_dropout=0"},  // same rank: batched with "lora" in one gathered product
-      {"lora_c", "lora:r=2,lora_dropout=0"},
-      {"ia3", "ia3"},
-      {"prefix", "prefix:num_virtual_tokens=3,prefix_projection=false"},
-      {"prefix2", "prefix:num_virtual_tokens=6,prefix_projection=false"},
-      {"pfeiffer", "pfeiffer:r=4,init=lora"},
-      {"adamix_lora", "adamix_lora:num_experts=2,r=2,lora_dropout=0"}};
   for (const std::string model_name : {"tiny-llama", "tiny-gpt2"}) {
     SCOPED_TRACE(model_name);
-    auto lm = peft::load_causal_lm((peft::test::fixtures_dir() / "decoder" / model_name).string());
-    lm->eval();
-    torch::manual_seed(3);
-    for (auto& [name, spec] : specs)
-      for (auto& m : peft::make_methods(peft::parse_method_spec(spec))) {
-        m->set_adapter_name(name);
-        m->attach(*lm);
-        torch::NoGradGuard no_grad;
-        for (auto& t : m->tensors()) t.tensor.add_(torch::randn_like(t.tensor) * 0.3);
-        m->finalize();
-      }
-    lm->eval();
+    auto lm = decoder_with_tasks(model_name);
     const std::vector<std::vector<int64_t>> prompts = {{5, 9, 17, 3}, {44}, {7, 7, 8, 120, 33, 2, 90}, {11, 12},
                                                        {250, 1, 2}, {60, 61, 62, 63, 64}, {9, 9}, {13, 14, 15},
                                                        {3, 1, 4, 1, 5}, {77}};

@@ -43,13 +43,14 @@ int64_t KVCache::first_used() const {
 }
 
 void KVCache::select_rows(const torch::Tensor& rows) {
-  // Narrow first, so that only the kept positions are copied.
-  const int64_t start = first_used();
   const torch::Tensor index = rows.to(key_mask_.device());
+  key_mask_ = key_mask_.index_select(0, index);
+  batch_ = rows.size(0);
+  // Positions before the kept rows' first one are dropped; narrowed first so that they are not copied.
+  const int64_t start = first_used();
   for (auto& t : keys_) t = t.narrow(2, start, capacity_ - start).index_select(0, index);
   for (auto& t : values_) t = t.narrow(2, start, capacity_ - start).index_select(0, index);
-  key_mask_ = key_mask_.narrow(1, start, capacity_ - start).index_select(0, index);
-  batch_ = rows.size(0);
+  key_mask_ = key_mask_.narrow(1, start, capacity_ - start);
   length_ -= start;
   capacity_ -= start;
 }
