@@ -10,6 +10,8 @@
 #include <future>
 #include <thread>
 
+#include <ATen/Parallel.h>
+
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -406,6 +408,133 @@ TEST(ServerDecoder, AbandonedRowsEndAtTheNextStep) {
   const auto out = model.generate({{"", ids}, {"", ids}}, g);
   EXPECT_EQ(out[0].token_ids.size(), 12u);
   EXPECT_LE(out[1].token_ids.size(), 1u);
+}
+
+// The text of the SSE events received so far (completions: choices[0].text of each chunk).
+std::string streamed_text(const std::string& raw, bool* done = nullptr) {
+  std::string text;
+  for (size_t at = raw.find("data: "); at != std::string::npos; at = raw.find("data: ", at + 6)) {
+    const size_t end = raw.find("\n\n", at);
+    if (end == std::string::npos) break;
+    const std::string data = raw.substr(at + 6, end - at - 6);
+    if (data == "[DONE]") {
+      if (done) *done = true;
+      continue;
+    }
+    const json chunk = json::parse(data);
+    if (chunk.contains("choices")) text += chunk["choices"][0]["text"].get<std::string>();
+  }
+  return text;
+}
+
+// A LoRA task on the SmolLM2 GGUF, its tensors moved off their initial values.
+fs::path smollm2_lora_task(const fs::path& gguf) {
+  auto lm = peft::load_causal_lm(gguf.string());
+  peft::AdaptedModel m(std::static_pointer_cast<peft::Model>(lm));
+  lm->eval();
+  m.add(peft::make_methods(peft::parse_method_spec("lora:r=4,lora_dropout=0")));
+  peft::test::perturb(m, 21);
+  const fs::path dir = temp_dir("smollm2-lora-task");
+  peft::save_adapter(m, dir.string(), gguf.string());
+  peft::data::TaskInfo info;
+  info.name = "custom";
+  info.causal_lm = true;
+  peft::io::write_file_atomically((dir / "task.json").string(), info.to_json().dump(2) + "\n");
+  return dir;
+}
+
+// Continuous batching: requests that arrive while a long generation runs join its batch between
+// decoding steps (the batch-size histogram shows shared steps) instead of waiting for it to end, and
+// every request still gets what it gets alone; a seeded request repeats when served alone. The long
+// generation's task cannot be unloaded while it runs (409), and can be once it ends.
+TEST(ServerDecoder, RequestsJoinARunningGenerationBetweenSteps) {
+  PEFT_REQUIRE_SMOLLM2(gguf);
+  // One compute thread leaves the other core to the HTTP threads, so that the stream's first piece
+  // reaches this client while the long generation still has most of its tokens to go.
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const fs::path task_dir = smollm2_lora_task(gguf);
+  peft::serve::MultiTaskModel model(gguf.string());
+  model.load_task("counting", task_dir.string());
+  // What each request gets alone.
+  const std::string long_prompt = "Count to one hundred: 1, 2, 3, 4, 5,";
+  peft::TextGenerationOptions g;
+  peft::set_stop_and_pad(g.generation, model.tokenizer());
+  auto alone = [&](const std::string& task, const std::string& prompt, int64_t max_new) {
+    g.generation.max_new_tokens = max_new;
+    return model.generate({{task, model.tokenizer().encode(prompt).ids}}, g)[0];
+  };
+  const peft::GeneratedText long_alone = alone("counting", long_prompt, 64);
+  const std::string want_long = long_alone.text;
+  const std::string want_short = alone("", "The capital of France is", 4).text;
+  ASSERT_EQ(long_alone.token_ids.size(), 64u) << want_long;  // long enough to be joined
+
+  peft::serve::ServerOptions o;
+  o.port = 0;
+  o.model_name = "smollm2";
+  peft::serve::Server server(model, o);
+  const int port = server.bind();
+  std::thread serving([&] { server.run(); });
+
+  const int fd = connect_loopback(port);
+  const std::string body = json{{"model", "counting"}, {"prompt", long_prompt}, {"max_tokens", 64},
+                                {"temperature", 0}, {"stream", true}}.dump();
+  const std::string request = fmt::format(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+      body.size(), body);
+  ASSERT_GT(::send(fd, request.data(), request.size(), 0), 0);
+  std::string raw;
+  char buffer[4096];
+  auto receive = [&] {
+    const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n > 0) raw.append(buffer, static_cast<size_t>(n));
+    return n > 0;
+  };
+  while (streamed_text(raw).empty()) ASSERT_TRUE(receive());
+  httplib::Client admin("127.0.0.1", port);
+  const auto busy = admin.Delete("/v1/tasks/counting");  // its prompt is being decoded
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 409) << busy->body;
+
+  // While it runs: a greedy request, then a seeded sampled one (one after the other, so that only
+  // joining the running generation can make a step decode two requests).
+  const json short_request = {{"model", "smollm2"}, {"prompt", "The capital of France is"}, {"max_tokens", 4}, {"temperature", 0}};
+  const json seeded_request = {{"model", "smollm2"}, {"prompt", "Once upon a time"}, {"max_tokens", 6},
+                               {"temperature", 0.9}, {"seed", 5}};
+  auto send = [port](const json& r) {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(120, 0);
+    return post(c, "/v1/completions", r);
+  };
+  const json shorter = send(short_request);
+  const json seeded = send(seeded_request);
+  bool done = false;
+  while (!done) {
+    streamed_text(raw, &done);
+    if (!done) ASSERT_TRUE(receive());
+  }
+  ::close(fd);
+
+  EXPECT_EQ(streamed_text(raw), want_long);
+  EXPECT_EQ(shorter["choices"][0]["text"], want_short);
+  EXPECT_EQ(send(seeded_request)["choices"][0]["text"], seeded["choices"][0]["text"]);
+
+  httplib::Client c("127.0.0.1", port);
+  const auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  auto number_after = [&](const std::string& key) {
+    const size_t at = metrics->body.find(key);
+    EXPECT_NE(at, std::string::npos) << key;
+    return at == std::string::npos ? 0.0 : std::stod(metrics->body.substr(at + key.size()));
+  };
+  const double steps = number_after("peft_batch_rows_count "), alone_steps = number_after("peft_batch_rows_bucket{le=\"1\"} ");
+  EXPECT_GE(steps - alone_steps, 3) << metrics->body;  // steps that decoded two or more requests together
+  const auto unloaded = admin.Delete("/v1/tasks/counting");
+  ASSERT_TRUE(unloaded);
+  EXPECT_EQ(unloaded->status, 200) << unloaded->body;
+  server.stop();
+  serving.join();
+  at::set_num_threads(threads);
 }
 
 }  // namespace

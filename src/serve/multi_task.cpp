@@ -187,6 +187,12 @@ void MultiTaskModel::unload_task(const std::string& name) {
   tasks_.erase(it);
 }
 
+size_t MultiTaskModel::decoding_rows(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  auto it = decoding_rows_.find(name);
+  return it == decoding_rows_.end() ? 0 : it->second;
+}
+
 std::vector<std::vector<size_t>> MultiTaskModel::passes(const std::vector<TaskRow>& rows) const {
   std::vector<size_t> shared;
   std::map<std::string, std::vector<size_t>> per_diff;

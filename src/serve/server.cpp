@@ -226,6 +226,9 @@ struct Server::Impl {
       guarded(res, [&] {
         const std::string name = req.matches[1];
         if (!model.has_task(name)) throw HttpError(404, "not_found_error", fmt::format("no task \"{}\"", name));
+        if (const size_t rows = model.decoding_rows(name))
+          throw HttpError(409, "invalid_request_error",
+                          fmt::format("task \"{}\" is generating for {} prompts; unload it when they finish", name, rows));
         model.unload_task(name);
         send_json(res, 200, {{"id", name}, {"object", "model"}, {"deleted", true}});
       });

@@ -28,6 +28,7 @@
 #include "peft/methods/diff_store.h"
 #include "peft/methods/method.h"
 #include "peft/models/encoder.h"
+#include "peft/serve/fair_mutex.h"
 #include "peft/serve/text_input.h"
 #include "peft/tokenize/tokenizer.h"
 
@@ -82,8 +83,10 @@ class MultiTaskModel {
   // Loads TASK_DIR (or RUN_DIR/task) as `name`. Throws peft::Error, leaving the model as it was, when
   // the name is taken or invalid, the folder is damaged, or it was made for another base model.
   TaskSummary load_task(const std::string& name, const std::string& dir);
-  void unload_task(const std::string& name);  // throws if there is no such task
+  // Throws if there is no such task or it still has prompts decoding (see decoding_rows).
+  void unload_task(const std::string& name);
   bool has_task(const std::string& name) const;
+  size_t decoding_rows(const std::string& name) const;  // prompts of this task in running decoding sessions
   std::optional<TaskSummary> task(const std::string& name) const;
   std::vector<TaskSummary> tasks() const;  // by name
 
@@ -131,7 +134,7 @@ class MultiTaskModel {
   std::map<std::string, size_t> decoding_rows_;  // per task: rows in decoding batches
   int64_t base_bytes_ = 0;
   size_t base_max_length_ = 512;
-  mutable std::mutex mutex_;
+  mutable FairMutex mutex_;  // the model and the task table; granted in order (see fair_mutex.h)
 };
 
 // A continuous decoding batch on a MultiTaskModel's decoder (see start_decoding); one thread uses it.
