@@ -161,7 +161,7 @@ TEST(AdaMixRouting, EachSiteDrawsUniformlyAndIndependentlyFromTheSeed) {
   peft::set_adamix_mode(m, peft::AdaMixMode::parse("random"));
   std::vector<int> seen(4, 0);
   for (int seed = 0; seed < 40; ++seed) {
-    torch::manual_seed(seed);
+    peft::test::seed_all(seed);
     torch::Tensor out = eval_forward(m);
     int match = -1;
     for (int r = 0; r < 4; ++r)
@@ -170,9 +170,9 @@ TEST(AdaMixRouting, EachSiteDrawsUniformlyAndIndependentlyFromTheSeed) {
     ++seen[match];
   }
   for (int r = 0; r < 4; ++r) EXPECT_GE(seen[r], 3) << "route " << r << " drawn " << seen[r] << " / 40";
-  torch::manual_seed(7);
+  peft::test::seed_all(7);
   torch::Tensor a = eval_forward(m);
-  torch::manual_seed(7);
+  peft::test::seed_all(7);
   EXPECT_TRUE(torch::equal(a, eval_forward(m)));
 }
 
@@ -183,7 +183,7 @@ TEST(AdaMixRouting, TrainingPassGivesGradientsToTheDrawnExpertsOnly) {
     auto m = adapted(spec);
     peft::test::perturb(m, 2);
     m.model()->train();
-    torch::manual_seed(5);
+    peft::test::seed_all(5);
     m.head().loss(m.forward(peft::test::tiny_input()), torch::tensor({0, 2, 1})).backward();
     std::map<std::string, int> with_grad;  // "<site> <side>" -> experts with a gradient
     for (auto& t : m.methods().front()->tensors()) {
@@ -234,9 +234,9 @@ TEST(AdaMixConsistency, TrainingLossRunsTwoRoutedPassesAndMatchesByHand) {
   const auto in = peft::test::tiny_input();
   torch::Tensor labels = torch::tensor({0, 2, 1}, torch::kLong);
 
-  torch::manual_seed(21);
+  peft::test::seed_all(21);
   const double loss = trainable.loss(in, labels).item<double>();
-  torch::manual_seed(21);
+  peft::test::seed_all(21);
   torch::Tensor o1 = m->forward(in), o2 = m->forward(in);
   EXPECT_FALSE(torch::allclose(o1, o2));  // different routes / dropout
   const peft::HeadSpec head = m->head();
@@ -315,10 +315,10 @@ TEST(AdaMixModes, EnsembleAveragesProbabilitiesOfIndependentRoutes) {
   torch::Tensor merged = trainable.forward(in);
 
   peft::set_adamix_mode(*m, peft::AdaMixMode::parse("ensemble:3"));
-  torch::manual_seed(9);
+  peft::test::seed_all(9);
   torch::Tensor ensemble = trainable.forward(in);
   peft::set_adamix_mode(*m, peft::AdaMixMode::parse("random"));
-  torch::manual_seed(9);
+  peft::test::seed_all(9);
   std::vector<torch::Tensor> probs;
   for (int i = 0; i < 3; ++i) probs.push_back(torch::softmax(trainable.forward(in), 1));
   EXPECT_TRUE(torch::allclose(torch::softmax(ensemble, 1), torch::stack(probs).mean(0), 1e-5, 1e-6));

@@ -10,6 +10,7 @@
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/methods/adapted_model.h"
+#include "peft/methods/random.h"
 #include "peft/methods/spec.h"
 #include "peft/models/load.h"
 #include "test_util.h"
@@ -48,6 +49,12 @@ inline AdaptedModel adapted(const std::string& spec, const std::string& model = 
   m.model()->eval();
   if (!spec.empty()) m.add(make_methods(parse_method_spec(spec)));
   return m;
+}
+
+// Seeds torch's generator (dropout, initialisation) and the methods' one (AdaMix routes, diff-pruning gates).
+inline void seed_all(uint64_t seed) {
+  torch::manual_seed(seed);
+  seed_method_generator(seed);
 }
 
 // Moves every trainable tensor away from its initial value (seeded), so that tests see real adapters.

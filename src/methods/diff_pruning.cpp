@@ -9,6 +9,7 @@
 #include "methods/json_config.h"
 #include "peft/error.h"
 #include "peft/methods/model_params.h"
+#include "peft/methods/random.h"
 #include "peft/models/decoder.h"
 
 namespace peft {
@@ -154,14 +155,16 @@ void DiffPruning::before_forward(Model& model) {
     }
     return;
   }
-  // One draw from torch's generator per forward: the noise follows --seed and survives a resume.
-  const auto seed = static_cast<uint64_t>(torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::kLong).item<int64_t>());
+  // One draw from the methods' generator per forward: the noise follows --seed, survives a resume and
+  // is the same on every data-parallel rank.
+  const auto seed = static_cast<uint64_t>(
+      torch::randint(std::numeric_limits<int64_t>::max(), {1}, method_generator(), torch::kLong).item<int64_t>());
   torch::Tensor total;
   for (size_t i = 0; i < pruned_.size(); ++i) {
     auto& e = pruned_[i];
     torch::Tensor w = e.w, group_l0;
     if (e.group_log_alpha.defined()) {  // entry gate times group gate: z_tau * z_g * w
-      auto u = torch::rand_like(e.group_log_alpha).clamp(1e-6, 1 - 1e-6);
+      auto u = torch::rand(e.group_log_alpha.sizes(), method_generator(), e.group_log_alpha.options()).clamp(1e-6, 1 - 1e-6);
       w = hard_concrete_sample(e.group_log_alpha, u, gate_) * w;
       group_l0 = hard_concrete_l0(e.group_log_alpha, gate_);
     }

@@ -109,8 +109,10 @@ std::pair<torch::Tensor, torch::Tensor> gated_diff(const torch::Tensor& theta, c
     auto out = GatedDiff::apply(theta.detach(), w, log_alpha, static_cast<int64_t>(seed), hc.beta, hc.l, hc.r);
     return {out[0], out[1]};
   }
-  // Elsewhere: the same formulas as tensor ops (noise from torch's generator on that device).
-  auto u = torch::rand_like(log_alpha).clamp(1e-6, 1 - 1e-6);
+  // Elsewhere: the same formulas as tensor ops, on the same noise (made on the CPU from the seed).
+  const auto noise_type = type == torch::kDouble ? torch::kDouble : torch::kFloat;
+  auto u = hash_uniform(seed, log_alpha.numel(), noise_type)
+               .view(log_alpha.sizes()).to(log_alpha.options()).clamp(1e-6, 1 - 1e-6);
   auto z = hard_concrete_sample(log_alpha, u, hc);
   return {theta.detach() + z * w, hard_concrete_l0(log_alpha, hc).sum()};
 }

@@ -3,10 +3,13 @@
 #include <charconv>
 
 #include "peft/error.h"
+#include "peft/methods/random.h"
 
 namespace peft {
 
-int64_t draw_expert(int64_t n) { return n <= 1 ? 0 : torch::randint(n, {1}, torch::kLong).item<int64_t>(); }
+int64_t draw_expert(int64_t n) {
+  return n <= 1 ? 0 : torch::randint(n, {1}, method_generator(), torch::kLong).item<int64_t>();
+}
 
 std::vector<torch::nn::Linear> register_copies(torch::nn::Module& owner, const std::string& name,
                                                const torch::nn::Linear& proto, int64_t n) {
