@@ -13,7 +13,7 @@ say() { printf '[setup] %s\n' "$*"; }
 
 apt_packages=(build-essential cmake ninja-build ccache pkg-config python3-venv
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev libsentencepiece-dev clang lld)
+  libcpp-httplib-dev libsentencepiece-dev libgloo-dev clang lld)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

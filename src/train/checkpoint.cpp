@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <set>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fstream>
 #include <sstream>
 
@@ -16,7 +15,9 @@ namespace fs = std::filesystem;
 namespace peft::train {
 namespace {
 
-const char* kRngKey = "__rng_state.cpu";
+// Generator states are stored beside the tensors as "__rng_state.<name>" (torch's default CPU
+// generator of a single process is "__rng_state.cpu").
+const char* kRngPrefix = "__rng_state.";
 
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -97,7 +98,8 @@ std::string latest_checkpoint(const std::string& run_dir) {
 }
 
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const std::vector<NamedTensor>& tensors,
-                            torch::optim::Optimizer& optimizer, const std::function<void()>& before_commit) {
+                            torch::optim::Optimizer& optimizer, const RandomStates& random,
+                            const std::function<void()>& before_commit) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   const std::string name = fmt::format("step-{}", state.step);
   const fs::path dir = root / name;
@@ -105,7 +107,7 @@ std::string save_checkpoint(const std::string& run_dir, const TrainState& state,
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& t : tensors) named.emplace_back(t.name, t.tensor.detach());
-  named.emplace_back(kRngKey, at::detail::getDefaultCPUGenerator().get_state());
+  for (const auto& [name, state] : random) named.emplace_back(kRngPrefix + name, state);
   io::save_safetensors((dir / "tensors.safetensors").string(), named);
 
   torch::serialize::OutputArchive archive;
@@ -122,7 +124,7 @@ std::string save_checkpoint(const std::string& run_dir, const TrainState& state,
 }
 
 bool load_checkpoint(const std::string& run_dir, TrainState& state, const std::vector<NamedTensor>& tensors,
-                     torch::optim::Optimizer& optimizer) {
+                     torch::optim::Optimizer& optimizer, RandomStates& random) {
   const std::string dir = latest_checkpoint(run_dir);
   if (dir.empty()) return false;
   const auto file = io::SafetensorsFile::open(dir + "/tensors.safetensors");
@@ -135,8 +137,9 @@ bool load_checkpoint(const std::string& run_dir, TrainState& state, const std::v
            fmt::join(value.sizes().vec(), "x"), fmt::join(t.tensor.sizes().vec(), "x"));
     t.tensor.copy_(value);
   }
-  at::Generator generator = at::detail::getDefaultCPUGenerator();  // a handle to the global one
-  generator.set_state(file.tensor(kRngKey).clone());
+  random.clear();
+  for (const auto& name : file.names())
+    if (name.rfind(kRngPrefix, 0) == 0) random[name.substr(std::string(kRngPrefix).size())] = file.tensor(name).clone();
 
   torch::serialize::InputArchive archive;
   std::istringstream in(read_text(dir + "/optimizer.pt"));

@@ -61,13 +61,14 @@ TrainResult train_diff_pruning(const DiffPruningJob& job, const TrainOptions& op
   // ---- projection to the exact target ----
   const ProjectionReport report = method->project();
   model->refreeze();
-  io::write_file_atomically((run_dir / "projection.json").string(), report.to_json().dump(2) + "\n");
+  const bool main_rank = options.rank() == 0;  // the only rank that writes files
+  if (main_rank) io::write_file_atomically((run_dir / "projection.json").string(), report.to_json().dump(2) + "\n");
 
   auto save = [model, method, base = job.base_model, task = job.task_json](const std::string& dir) {
     save_diff_task(*model, *method, dir, base, task);
   };
   if (c.mask_epochs == 0) {
-    replace_folder((run_dir / "task").string(), save);
+    if (main_rank) replace_folder((run_dir / "task").string(), save);
     r1.task_dir = (run_dir / "task").string();
     return r1;
   }

@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "io_helpers.h"
+#include "launch_ranks.h"
 #include "train_common.h"
 #include "peft/data/batching.h"
 #include "peft/data/task.h"
@@ -61,11 +62,37 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 }  // namespace
 
+static std::string human_bytes(int64_t bytes) {
+  if (bytes < (1 << 20)) return fmt::format("{:.1f} KB", double(bytes) / 1024.0);
+  return fmt::format("{:.1f} MB", double(bytes) / double(1 << 20));
+}
+
+std::string ranks_note(const TrainArgs& a) {
+  if (!a.options.parallel) return "";
+  return fmt::format(" | {} ranks x batch {}", a.options.world_size(), a.options.batch_size);
+}
+
+void print_steps(const TrainArgs& a, const train::TrainResult& r) {
+  std::cout << fmt::format("{} steps in {} ({:.3f} s/step){}\n", r.steps, train::format_duration(r.train_seconds),
+                           r.seconds_per_step, r.resumed ? " (resumed)" : "");
+  if (a.options.parallel)
+    std::cout << fmt::format("{} ranks: {} of gradients all-reduced per step ({:.1f} ms per step)\n",
+                             a.options.world_size(), human_bytes(r.bytes_all_reduced_per_step),
+                             r.all_reduce_seconds_per_step * 1000);
+}
+
+void prepare_run(const TrainArgs& a, const nlohmann::json& run_config) {
+  if (a.main_rank()) train::prepare_run_dir(a.out, run_config, a.resume, a.overwrite);
+  if (a.options.parallel) a.options.parallel->barrier();
+}
+
 // Step lines: a redrawn bar on a terminal, a plain line every `log_every` steps otherwise.
-train::TrainCallbacks progress_callbacks(int64_t log_every) {
-  const bool tty = ::isatty(STDERR_FILENO);
+train::TrainCallbacks progress_callbacks(const TrainArgs& a) {
+  const bool tty = ::isatty(STDERR_FILENO), shown = a.main_rank();
+  const int64_t log_every = a.options.log_every;
   train::TrainCallbacks cb;
-  cb.on_step = [tty, log_every](const train::StepInfo& s) {
+  cb.on_step = [tty, log_every, shown](const train::StepInfo& s) {
+    if (!shown) return;
     if (tty) {
       std::cerr << "\r" << train::progress_bar(s) << "\033[K" << std::flush;
       if (s.step == s.total_steps) std::cerr << "\n";
@@ -73,14 +100,17 @@ train::TrainCallbacks progress_callbacks(int64_t log_every) {
       std::cerr << train::progress_text(s) << std::endl;
     }
   };
-  cb.on_eval = [tty](const nlohmann::json& line) {
-    nlohmann::json shown = line;
-    shown.erase("type");
-    std::cerr << (tty ? "\r\033[K" : "") << "eval " << shown.dump() << std::endl;
-  };
+  if (shown)
+    cb.on_eval = [tty](const nlohmann::json& line) {
+      nlohmann::json brief = line;
+      brief.erase("type");
+      std::cerr << (tty ? "\r\033[K" : "") << "eval " << brief.dump() << std::endl;
+    };
   // Crash drills for tests: SIGKILL this process at a step, or while a checkpoint is half written.
-  auto kill_at = [](const char* name) -> int64_t {
+  auto kill_at = [&a](const char* name) -> int64_t {
     const char* v = std::getenv(name);
+    const char* rank = std::getenv("PEFT_TEST_KILL_RANK");
+    if (rank && std::atoi(rank) != a.options.rank()) return -1;
     return v ? std::atoll(v) : -1;
   };
   if (const int64_t step = kill_at("PEFT_TEST_KILL_AT_STEP"); step > 0) {
@@ -101,7 +131,19 @@ namespace {
 
 void run_train(TrainArgs a) {
   if (a.out.empty()) fail("--out RUN_DIR is required");
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout_s * 1000));
+  if (a.dist_timeout_s <= 0) fail("--dist-timeout {}: give a positive number of seconds", a.dist_timeout_s);
+  const auto env = train::parallel_env();
+  if (a.nproc > 1 && !env) {  // the launcher: this command again, as --nproc ranks
+    launch_ranks(a.nproc, timeout);
+    return;
+  }
   a.options.device = parse_device(a.device);
+  if (env) {
+    a.options.parallel = std::make_shared<train::DataParallel>(*env, timeout);
+    if (a.options.device.is_cuda() && !a.options.device.has_index())  // each rank its own GPU
+      a.options.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  }
   a.options.schedule = train::parse_schedule(a.schedule);
   for (const auto& g : a.lr_groups) a.options.lr_groups.push_back(train::parse_group_rule(g));
   if (a.bucket && a.options.bucket_window == 0) a.options.bucket_window = 50;
@@ -129,7 +171,7 @@ void run_train(TrainArgs a) {
       {"data", {{"dir", a.source.data_dir}, {"train", a.source.train_file}, {"dev", a.source.dev_file},
                 {"train_samples", a.train_samples}, {"dev_samples", a.dev_samples}}},
       {"train", a.options.to_json()}};
-  train::prepare_run_dir(a.out, run_config, a.resume, a.overwrite);
+  prepare_run(a, run_config);
 
   // Model, methods, tokens.
   const fs::path model_dir = resolve_model_dir(a.model);
@@ -150,18 +192,19 @@ void run_train(TrainArgs a) {
   const auto train_tokens = data::tokenize(train_set, *tokenizer, a.max_seq_len);
   std::optional<data::TokenizedDataset> dev_tokens;
   if (dev_set) dev_tokens = data::tokenize(*dev_set, *tokenizer, a.max_seq_len);
-  std::cerr << fmt::format("task {}: {} train / {} dev examples | model {} | methods {} | trainable {} ({:.3f}% of {})\n",
+  if (a.main_rank())
+    std::cerr << fmt::format("task {}: {} train / {} dev examples | model {} | methods {} | trainable {} ({:.3f}% of {}){}\n",
                            task.name, train_set.size(), dev_set ? dev_set->size() : 0, a.model, a.method,
-                           params.trainable, params.percent_of_base(), params.base);
+                           params.trainable, params.percent_of_base(), params.base, ranks_note(a));
 
   train::TrainJob job{&trainable, &train_tokens, dev_tokens ? &*dev_tokens : nullptr, task.metrics, a.out, a.resume};
   const train::TrainResult r =
       train::find_diff_pruning(*model)  // two stages (L0 gates, then fixed mask): see peft/train/diff_pruning.h
           ? train::train_diff_pruning({model, a.model, task_json, job.train, job.dev, job.metrics, a.out, a.resume},
-                                      a.options, progress_callbacks(a.options.log_every))
-          : train::train(job, a.options, progress_callbacks(a.options.log_every));
-  std::cout << fmt::format("{} steps in {} ({:.3f} s/step){}\n", r.steps, train::format_duration(r.train_seconds),
-                           r.seconds_per_step, r.resumed ? " (resumed)" : "");
+                                      a.options, progress_callbacks(a))
+          : train::train(job, a.options, progress_callbacks(a));
+  if (!a.main_rank()) return;
+  print_steps(a, r);
   if (dev_tokens)
     std::cout << fmt::format("best dev {} = {:.4f} at step {}: {}\n", fmt::join(task.metrics, "/"), r.best_metric,
                              r.best_step, r.best_metrics.dump());
@@ -216,6 +259,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "run folder (checkpoints, metrics.jsonl, task/)")->required();
   cmd->add_flag("--resume", a->resume, "continue the run in --out from its latest checkpoint");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing run folder");
+  cmd->add_option("--nproc", a->nproc,
+                  "data parallel: run N processes on this machine (each takes --batch-size rows per step; "
+                  "torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT are honoured as well)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--dist-timeout", a->dist_timeout_s,
+                  "data parallel: seconds to wait for the other ranks (rendezvous, each collective; default 300)");
   cmd->callback([a] { run_train(*a); });
 }
 

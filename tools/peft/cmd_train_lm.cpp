@@ -51,7 +51,7 @@ void run_train_lm(const TrainArgs& a) {
                 {"prompt_column", a.prompt_column}, {"completion_column", a.completion_column},
                 {"train_samples", a.train_samples}, {"dev_samples", a.dev_samples}}},
       {"train", a.options.to_json()}};
-  train::prepare_run_dir(a.out, run_config, a.resume, a.overwrite);
+  prepare_run(a, run_config);
 
   torch::manual_seed(a.options.seed);
   LoadOptions load;
@@ -70,18 +70,19 @@ void run_train_lm(const TrainArgs& a) {
   const auto train_tokens = data::tokenize_lm(train_set, *mt.tokenizer, tokenize);
   std::optional<data::TokenizedDataset> dev_tokens;
   if (dev_set) dev_tokens = data::tokenize_lm(*dev_set, *mt.tokenizer, tokenize);
-  std::cerr << fmt::format("task {}: {} train / {} dev examples | model {} | methods {} | trainable {} ({:.3f}% of {})\n",
-                           task.name, train_set.size(), dev_set ? dev_set->size() : 0, a.model, a.method,
-                           params.trainable, params.percent_of_base(), params.base);
+  if (a.main_rank())
+    std::cerr << fmt::format("task {}: {} train / {} dev examples | model {} | methods {} | trainable {} ({:.3f}% of {}){}\n",
+                             task.name, train_set.size(), dev_set ? dev_set->size() : 0, a.model, a.method,
+                             params.trainable, params.percent_of_base(), params.base, ranks_note(a));
 
   train::TrainJob job{&trainable, &train_tokens, dev_tokens ? &*dev_tokens : nullptr, task.metrics, a.out, a.resume};
   const train::TrainResult r =
       train::find_diff_pruning(*model)
           ? train::train_diff_pruning({model, a.model, task_json, job.train, job.dev, job.metrics, a.out, a.resume},
-                                      a.options, progress_callbacks(a.options.log_every))
-          : train::train(job, a.options, progress_callbacks(a.options.log_every));
-  std::cout << fmt::format("{} steps in {} ({:.3f} s/step){}\n", r.steps, train::format_duration(r.train_seconds),
-                           r.seconds_per_step, r.resumed ? " (resumed)" : "");
+                                      a.options, progress_callbacks(a))
+          : train::train(job, a.options, progress_callbacks(a));
+  if (!a.main_rank()) return;
+  print_steps(a, r);
   if (dev_tokens) std::cout << fmt::format("best dev loss at step {}: {}\n", r.best_step, r.best_metrics.dump());
   std::cout << "task saved to " << r.task_dir << "\n";
 }

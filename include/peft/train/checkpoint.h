@@ -4,7 +4,7 @@
 //   RUN_DIR/run.json             the run's configuration; --resume must match it
 //   RUN_DIR/metrics.jsonl        one JSON object per log / eval line
 //   RUN_DIR/checkpoints/latest   name of the newest complete checkpoint (replaced atomically)
-//   RUN_DIR/checkpoints/step-N/  tensors.safetensors (trainable tensors + RNG state),
+//   RUN_DIR/checkpoints/step-N/  tensors.safetensors (trainable tensors + generator states),
 //                                optimizer.pt (AdamW state), state.json (step, data position, best)
 //   RUN_DIR/task/                the best task (adapter folder), RUN_DIR/results.json
 //
@@ -12,6 +12,7 @@
 // on disk, so a run killed at any moment (even mid-write) resumes from the last complete one.
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,15 +40,20 @@ struct TrainState {
 // Writes run.json for a new run.
 void prepare_run_dir(const std::string& dir, const nlohmann::json& config, bool resume, bool overwrite);
 
-// Saves a checkpoint (tensors, optimizer, state, torch's CPU RNG) and makes it the latest; older
+// Random generators' states (at::Generator::get_state()) saved with a checkpoint, by name.
+using RandomStates = std::map<std::string, torch::Tensor>;
+
+// Saves a checkpoint (tensors, optimizer, state, generator states) and makes it the latest; older
 // checkpoints are removed afterwards. Returns its folder. `before_commit` (tests) runs when the
 // files are written but the checkpoint is not yet the latest.
 std::string save_checkpoint(const std::string& run_dir, const TrainState& state, const std::vector<NamedTensor>& tensors,
-                            torch::optim::Optimizer& optimizer, const std::function<void()>& before_commit = {});
+                            torch::optim::Optimizer& optimizer, const RandomStates& random,
+                            const std::function<void()>& before_commit = {});
 
-// Restores the latest checkpoint into the tensors, the optimizer and the RNG; false if there is none.
+// Restores the latest checkpoint into the tensors and the optimizer, and returns its generator states
+// in `random`; false if there is none.
 bool load_checkpoint(const std::string& run_dir, TrainState& state, const std::vector<NamedTensor>& tensors,
-                     torch::optim::Optimizer& optimizer);
+                     torch::optim::Optimizer& optimizer, RandomStates& random);
 
 std::string latest_checkpoint(const std::string& run_dir);  // "" when none
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "peft/data/batching.h"
+#include "peft/train/data_parallel.h"
 #include "peft/train/model.h"
 #include "peft/train/optimizer.h"
 #include "peft/train/schedule.h"
@@ -36,8 +37,13 @@ struct TrainOptions {
   size_t bucket_window = 0;       // length bucketing window in batches (0: off)
   uint64_t seed = 42;
   torch::Device device = torch::kCPU;
+  // Data parallel (see data_parallel.h): each optimizer step takes a batch of batch_size rows on every
+  // rank (batch_size x world_size in all), gradients summed across ranks. Only rank 0 writes files.
+  std::shared_ptr<DataParallel> parallel;
 
-  nlohmann::json to_json() const;  // everything that changes the result (for run.json)
+  nlohmann::json to_json() const;  // everything that changes the result (for run.json), world size included
+  int world_size() const { return parallel ? parallel->world_size() : 1; }
+  int rank() const { return parallel ? parallel->rank() : 0; }
 };
 
 // What the loop reports as it goes (library code never prints).
@@ -66,6 +72,8 @@ struct TrainResult {
   bool resumed = false;
   double train_seconds = 0;
   double seconds_per_step = 0;
+  int64_t bytes_all_reduced_per_step = 0;  // data parallel: gradient payload summed across ranks per step
+  double all_reduce_seconds_per_step = 0;  // data parallel: time this rank spent summing gradients, per step
   std::string task_dir;  // where the task (best, or final without dev data) was saved
 };
 
