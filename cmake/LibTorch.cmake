@@ -53,11 +53,15 @@ endif()
 set(PEFT_TORCH_ROOT "${PEFT_TORCH_ROOT}" CACHE PATH "LibTorch folder" FORCE)
 
 set(_lib "${PEFT_TORCH_ROOT}/lib")
-set(_libs "${_lib}/libtorch.so" "${_lib}/libtorch_cpu.so" "${_lib}/libc10.so")
+# Only the CPU part is linked. libtorch.so would pull in libtorch_cuda.so, and with it cuBLAS, cuDNN
+# and NCCL (hundreds of MB mapped by every run, `peft --help` included): peft::load_cuda() dlopens it
+# when a CUDA device is asked for (src/util/runtime.cpp).
+set(_libs "${_lib}/libtorch_cpu.so" "${_lib}/libc10.so")
 set(PEFT_TORCH_HAS_CUDA OFF)
+set(PEFT_TORCH_CUDA_LIBRARY "")
 if(EXISTS "${_lib}/libtorch_cuda.so")
   set(PEFT_TORCH_HAS_CUDA ON)
-  list(APPEND _libs "${_lib}/libtorch_cuda.so" "${_lib}/libc10_cuda.so")
+  set(PEFT_TORCH_CUDA_LIBRARY "${_lib}/libtorch_cuda.so")
 endif()
 
 # The C++ ABI LibTorch was built with must match ours: read it off libc10's symbols.
@@ -74,7 +78,6 @@ add_library(peft::torch ALIAS peft_torch)
 target_include_directories(peft_torch SYSTEM INTERFACE
   "${PEFT_TORCH_ROOT}/include" "${PEFT_TORCH_ROOT}/include/torch/csrc/api/include")
 target_compile_definitions(peft_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${_abi})
-# --no-as-needed keeps libtorch_cuda loaded (it registers the CUDA kernels at load time).
-target_link_libraries(peft_torch INTERFACE "-Wl,--no-as-needed" ${_libs} "-Wl,--as-needed")
+target_link_libraries(peft_torch INTERFACE ${_libs} ${CMAKE_DL_LIBS})
 target_link_options(peft_torch INTERFACE "-Wl,-rpath,${_lib}")
 message(STATUS "LibTorch: ${PEFT_TORCH_ROOT} (cxx11 abi ${_abi}, cuda ${PEFT_TORCH_HAS_CUDA})")

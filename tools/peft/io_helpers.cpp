@@ -7,6 +7,7 @@
 
 #include "peft/error.h"
 #include "peft/io/atomic_file.h"
+#include "peft/runtime.h"
 
 namespace peft::cli {
 
@@ -42,6 +43,8 @@ torch::Device parse_device(const std::string& name) {
   } catch (const std::exception&) {
     fail("--device: unknown device \"{}\" (use cpu, cuda or cuda:N)", name);
   }
+  std::string why;
+  if (device.is_cuda() && !load_cuda(&why)) fail("--device {}: cannot load LibTorch's CUDA library: {}", name, why);
   if (device.is_cuda() && !torch::cuda::is_available())
     fail("--device {}: CUDA is not available on this machine", name);
   if (device.is_cuda() && device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
