@@ -1,6 +1,9 @@
 // `peft train / eval / predict / report` as a user runs them, on the tiny BERT fixture; a run killed
 // with SIGKILL (mid-training and mid-checkpoint) and resumed ends exactly like an uninterrupted one.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -185,4 +188,42 @@ TEST(TrainCli, QuickstartLearnsDemoReviews) {
   EXPECT_GT(after, before + 10.0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("Trainable parameters: "));
   EXPECT_TRUE(fs::exists(out / "task" / "adapter_model.safetensors"));
+}
+
+// A file-size limit (as a full disk) while writing: one line naming the file, exit 1, no temporary
+// or half-written files; the limit is per file, so the model's task file fails first at 60 KB and
+// the optimizer state of a checkpoint at 200 KB.
+TEST(TrainCli, WriteFailuresAreOneLineErrorsAndLeaveNoPartialFiles) {
+  for (const int kb : {60, 200}) {
+    const std::string run = fmt::format("limited-{}", kb);
+    CliRun r = peft_cli(train_args(run), "", fmt::format("ulimit -f {};", kb));
+    EXPECT_EQ(r.status, 1) << r.err;
+    const std::string last_line = r.err.substr(r.err.rfind("peft: error:"));
+    EXPECT_THAT(last_line, HasSubstr("File too large")) << r.err;
+    if (kb == 200) EXPECT_THAT(last_line, HasSubstr("checkpoint not saved")) << r.err;
+    EXPECT_EQ(std::count(last_line.begin(), last_line.end(), '\n'), 1) << r.err;
+    for (const auto& entry : fs::recursive_directory_iterator(work_dir() / run)) {
+      EXPECT_EQ(entry.path().filename().string().find("tmp"), std::string::npos) << entry.path();
+      if (entry.is_directory() && entry.path().parent_path().filename() == "checkpoints")
+        EXPECT_TRUE(fs::exists(entry.path() / "state.json")) << "incomplete " << entry.path();
+    }
+  }
+}
+
+// While a run holds its folder, a second `peft train` on it is refused and changes nothing.
+TEST(TrainCli, SecondTrainOnABusyRunFolderIsRefused) {
+  CliRun first = peft_cli(train_args("busy", "--max-steps 2"));
+  ASSERT_EQ(first.status, 0) << first.err;
+  const fs::path dir = work_dir() / "busy";
+  const int fd = ::open((dir / ".lock").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // as a running `peft train` holds it
+  for (const char* extra : {"--max-steps 2 --overwrite", "--max-steps 2 --resume"}) {
+    CliRun again = peft_cli(train_args("busy", extra));
+    EXPECT_EQ(again.status, 1) << extra;
+    EXPECT_THAT(again.err, HasSubstr("is in use by another peft train")) << extra;
+    EXPECT_TRUE(fs::exists(dir / "task" / "adapter_model.safetensors")) << extra;
+  }
+  ::close(fd);
+  EXPECT_EQ(peft_cli(train_args("busy", "--max-steps 2 --overwrite")).status, 0);
 }

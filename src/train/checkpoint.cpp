@@ -1,5 +1,11 @@
 #include "peft/train/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -18,6 +24,7 @@ namespace {
 // Generator states are stored beside the tensors as "__rng_state.<name>" (torch's default CPU
 // generator of a single process is "__rng_state.cpu").
 const char* kRngPrefix = "__rng_state.";
+const char* kLockName = ".lock";
 
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
@@ -69,22 +76,65 @@ TrainState TrainState::from_json(const nlohmann::json& j) {
   return s;
 }
 
-void prepare_run_dir(const std::string& dir, const nlohmann::json& config, bool resume, bool overwrite) {
+RunLock::RunLock(const std::string& dir) {
+  const std::string path = (fs::path(dir) / kLockName).string();
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("{}: cannot create the run folder's lock: {}", path, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    const ssize_t n = ::pread(fd_, pid, sizeof(pid) - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    fail("run folder {} is in use by another peft train{} (wait for it, or use another --out)", dir,
+         n > 0 ? fmt::format(" (pid {})", std::string(pid, size_t(n))) : "");
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
+    // the pid only makes the message above nicer
+  }
+}
+
+RunLock& RunLock::operator=(RunLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing drops the flock
+}
+
+RunLock prepare_run_dir(const std::string& dir, const nlohmann::json& config, bool resume, bool overwrite) {
   const fs::path run = dir, config_path = run / "run.json";
   if (resume) {
     if (!fs::exists(config_path)) fail("--resume: {} has no run.json (not a run folder)", dir);
+    RunLock lock(dir);
     std::vector<std::string> diffs;
     diff_keys(read_json(config_path), config, "", diffs);
     if (!diffs.empty())
       fail("--resume: configuration differs from {}: {}", config_path.string(), fmt::join(diffs, "; "));
-    return;
+    return lock;
   }
-  if (fs::exists(run) && !(fs::is_directory(run) && fs::is_empty(run))) {
-    if (!overwrite) fail("run folder {} already exists (use --overwrite to replace it, or --resume)", dir);
-    fs::remove_all(run);
-  }
+  // Empty but for a lock file left by an earlier run counts as empty.
+  auto has_contents = [&] {
+    if (!fs::is_directory(run)) return true;
+    for (const auto& entry : fs::directory_iterator(run))
+      if (entry.path().filename() != kLockName) return true;
+    return false;
+  };
+  const bool existed = fs::exists(run);
+  if (existed && has_contents() && !overwrite)
+    fail("run folder {} already exists (use --overwrite to replace it, or --resume)", dir);
+  if (existed && !fs::is_directory(run)) fail("--out {}: exists and is not a folder", dir);
   fs::create_directories(run);
+  RunLock lock(dir);  // before anything is removed: a run still writing here keeps its files
+  for (const auto& entry : fs::directory_iterator(run))
+    if (entry.path().filename() != kLockName) fs::remove_all(entry.path());
   io::write_file_atomically(config_path.string(), config.dump(2) + "\n");
+  return lock;
 }
 
 std::string latest_checkpoint(const std::string& run_dir) {
@@ -103,17 +153,27 @@ std::string save_checkpoint(const std::string& run_dir, const TrainState& state,
   const fs::path root = fs::path(run_dir) / "checkpoints";
   const std::string name = fmt::format("step-{}", state.step);
   const fs::path dir = root / name;
+  const bool is_latest = latest_checkpoint(run_dir) == dir.string();  // saved again at the same step
   fs::create_directories(dir);
+  try {
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto& t : tensors) named.emplace_back(t.name, t.tensor.detach());
+    for (const auto& [name, state] : random) named.emplace_back(kRngPrefix + name, state);
+    io::save_safetensors((dir / "tensors.safetensors").string(), named);
 
-  std::vector<std::pair<std::string, torch::Tensor>> named;
-  for (const auto& t : tensors) named.emplace_back(t.name, t.tensor.detach());
-  for (const auto& [name, state] : random) named.emplace_back(kRngPrefix + name, state);
-  io::save_safetensors((dir / "tensors.safetensors").string(), named);
-
-  torch::serialize::OutputArchive archive;
-  optimizer.save(archive);
-  io::write_file_atomically((dir / "optimizer.pt").string(), [&](std::ostream& out) { archive.save_to(out); });
-  io::write_file_atomically((dir / "state.json").string(), state.to_json().dump(2) + "\n");
+    // Serialised in memory first: torch's zip writer aborts the process when its stream fails (a full
+    // disk), our atomic write turns the failure into an error and leaves no partial file.
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    io::write_file_atomically((dir / "optimizer.pt").string(), bytes.str());
+    io::write_file_atomically((dir / "state.json").string(), state.to_json().dump(2) + "\n");
+  } catch (...) {  // never a half-written folder beside the complete ones
+    std::error_code ignored;
+    if (!is_latest) fs::remove_all(dir, ignored);
+    throw;
+  }
 
   if (before_commit) before_commit();
   // The switch: from here on this checkpoint is the one a resume uses.
@@ -153,7 +213,13 @@ void replace_folder(const std::string& dir, const std::function<void(const std::
   const fs::path target = dir, tmp = target.string() + ".tmp", old = target.string() + ".old";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  writer(tmp.string());
+  try {
+    writer(tmp.string());
+  } catch (...) {  // a full disk, a size limit: nothing half-written stays behind
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
   fs::remove_all(old);
   if (fs::exists(target)) fs::rename(target, old);
   fs::rename(tmp, target);

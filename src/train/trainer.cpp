@@ -182,10 +182,17 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
 
   auto checkpoint = [&] {
     const RandomStates states = gather_random_states(parallel);  // a collective: every rank
-    if (main_rank)
-      save_checkpoint(run_dir.string(), st, model.tensors, *opt.optimizer, states, [&] {
-        if (cb.during_checkpoint) cb.during_checkpoint(st.step);
-      });
+    if (main_rank) {
+      try {
+        save_checkpoint(run_dir.string(), st, model.tensors, *opt.optimizer, states, [&] {
+          if (cb.during_checkpoint) cb.during_checkpoint(st.step);
+        });
+      } catch (const Error& e) {  // a full disk, a size limit: the previous checkpoint still stands
+        const std::string last = latest_checkpoint(run_dir.string());
+        fail("step {}: checkpoint not saved ({}); {}", st.step, e.what(),
+             last.empty() ? "no earlier checkpoint" : "resume from " + last);
+      }
+    }
     if (cb.after_checkpoint) cb.after_checkpoint(st.step);
   };
   auto save_task = [&](const nlohmann::json& metrics) {

@@ -69,7 +69,7 @@ void run_quickstart(const QuickstartArgs& a) {
   const size_t max_seq_len = 64;
   const nlohmann::json run_config{{"quickstart", true}, {"model", a.model}, {"method", a.method},
                                   {"data", demo.string()}, {"train", options.to_json()}};
-  train::prepare_run_dir(a.out, run_config, false, a.overwrite);
+  const train::RunLock lock = train::prepare_run_dir(a.out, run_config, false, a.overwrite);
 
   const fs::path model_dir = resolve_model_dir(a.model);
   auto tokenizer = tok::load_tokenizer(model_dir.string());

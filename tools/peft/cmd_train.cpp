@@ -81,9 +81,11 @@ void print_steps(const TrainArgs& a, const train::TrainResult& r) {
                              r.all_reduce_seconds_per_step * 1000);
 }
 
-void prepare_run(const TrainArgs& a, const nlohmann::json& run_config) {
-  if (a.main_rank()) train::prepare_run_dir(a.out, run_config, a.resume, a.overwrite);
+train::RunLock prepare_run(const TrainArgs& a, const nlohmann::json& run_config) {
+  train::RunLock lock;
+  if (a.main_rank()) lock = train::prepare_run_dir(a.out, run_config, a.resume, a.overwrite);
   if (a.options.parallel) a.options.parallel->barrier();
+  return lock;
 }
 
 // Step lines: a redrawn bar on a terminal, a plain line every `log_every` steps otherwise.
@@ -171,7 +173,7 @@ void run_train(TrainArgs a) {
       {"data", {{"dir", a.source.data_dir}, {"train", a.source.train_file}, {"dev", a.source.dev_file},
                 {"train_samples", a.train_samples}, {"dev_samples", a.dev_samples}}},
       {"train", a.options.to_json()}};
-  prepare_run(a, run_config);
+  const train::RunLock lock = prepare_run(a, run_config);
 
   // Model, methods, tokens.
   const fs::path model_dir = resolve_model_dir(a.model);

@@ -51,7 +51,7 @@ void run_train_lm(const TrainArgs& a) {
                 {"prompt_column", a.prompt_column}, {"completion_column", a.completion_column},
                 {"train_samples", a.train_samples}, {"dev_samples", a.dev_samples}}},
       {"train", a.options.to_json()}};
-  prepare_run(a, run_config);
+  const train::RunLock lock = prepare_run(a, run_config);
 
   torch::manual_seed(a.options.seed);
   LoadOptions load;

@@ -1,4 +1,5 @@
 // The `peft` command-line tool: one subcommand per file (see commands.h).
+#include <csignal>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,9 @@
 
 int main(int argc, char** argv) {
   peft::tune_allocator();
+  // A file-size limit (ulimit -f) would kill the process mid-write; ignored, the write fails with
+  // EFBIG and the atomic writers report it as a one-line error, leaving the old file in place.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"peft: parameter-efficient fine-tuning of pretrained transformers"};
   app.set_version_flag("--version", std::string("peft ") + peft::version());
   app.require_subcommand(1);

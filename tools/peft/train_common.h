@@ -7,6 +7,7 @@
 
 #include "peft/data/task.h"
 #include "peft/methods/spec.h"
+#include "peft/train/checkpoint.h"
 #include "peft/train/trainer.h"
 
 namespace peft::cli {
@@ -28,8 +29,8 @@ struct TrainArgs {
 std::string ranks_note(const TrainArgs& a);
 void print_steps(const TrainArgs& a, const train::TrainResult& r);
 
-// Rank 0 prepares the run folder (see train::prepare_run_dir); the other ranks wait for it.
-void prepare_run(const TrainArgs& a, const nlohmann::json& run_config);
+// Rank 0 prepares and locks the run folder (see train::prepare_run_dir); the other ranks wait for it.
+[[nodiscard]] train::RunLock prepare_run(const TrainArgs& a, const nlohmann::json& run_config);
 
 // Methods from --method, with --method-config either a whole spec or config keys for the one method.
 std::vector<MethodSpecItem> method_items(const TrainArgs& a);

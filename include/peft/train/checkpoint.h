@@ -35,10 +35,25 @@ struct TrainState {
   static TrainState from_json(const nlohmann::json& j);
 };
 
+// An exclusive lock on a run folder (RUN_DIR/.lock, flock): while one process trains in a folder, a
+// second `peft train` on it (new, --overwrite or --resume) is refused. Released when destroyed or when
+// the process ends, however it ends.
+class RunLock {
+ public:
+  RunLock() = default;
+  explicit RunLock(const std::string& dir);  // throws peft::Error if another process holds it
+  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunLock& operator=(RunLock&& other) noexcept;
+  ~RunLock();
+
+ private:
+  int fd_ = -1;
+};
+
 // New run: `dir` must not exist or be empty, unless `overwrite` (its contents are then removed).
 // Resume: `dir`/run.json must exist and equal `config` (the error names the differing keys).
-// Writes run.json for a new run.
-void prepare_run_dir(const std::string& dir, const nlohmann::json& config, bool resume, bool overwrite);
+// Writes run.json for a new run. Returns the folder's lock: keep it while training.
+[[nodiscard]] RunLock prepare_run_dir(const std::string& dir, const nlohmann::json& config, bool resume, bool overwrite);
 
 // Random generators' states (at::Generator::get_state()) saved with a checkpoint, by name.
 using RandomStates = std::map<std::string, torch::Tensor>;
