@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "cli_runner.h"
 #include "peft/error.h"
 #include "peft/io/safetensors.h"
 #include "peft/methods/sparse_diff.h"
@@ -24,17 +25,8 @@ using ::testing::HasSubstr;
 
 namespace {
 
-struct CliResult {
-  int status;  // exit code, or -signal
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using peft::test::CliRun;
+using peft::test::slurp;
 
 fs::path work_dir() {
   static const fs::path d = [] {
@@ -64,15 +56,7 @@ fs::path dropout_free_model() {
   return d;
 }
 
-CliResult peft_cli(const std::string& args, const std::string& env = "") {
-  const fs::path dir = work_dir();
-  const std::string cmd = fmt::format("{} '{}' {} < /dev/null > '{}' 2> '{}'", env, PEFT_CLI_PATH, args,
-                                      (dir / "stdout").string(), (dir / "stderr").string());
-  const int raw = std::system(cmd.c_str());
-  int status = WIFEXITED(raw) ? WEXITSTATUS(raw) : WIFSIGNALED(raw) ? -WTERMSIG(raw) : -100;
-  if (WIFEXITED(raw) && WEXITSTATUS(raw) > 128) status = -(WEXITSTATUS(raw) - 128);
-  return {status, slurp(dir / "stdout"), slurp(dir / "stderr")};
-}
+CliRun peft_cli(const std::string& args, const std::string& env = "") { return peft::test::run_peft(args, env); }
 
 std::string train_args(const fs::path& model, const std::string& method, size_t batch, const std::string& out,
                        const std::string& extra = "") {
@@ -131,9 +115,9 @@ class DataParallelEquivalence : public ::testing::TestWithParam<std::string> {};
 TEST_P(DataParallelEquivalence, TwoRanksOfBatchBEqualOneProcessOfBatch2B) {
   const std::string method = GetParam();
   const std::string name = method.substr(0, method.find(':'));
-  const CliResult one = peft_cli(train_args(dropout_free_model(), method, 16, name + "-1x16"));
+  const CliRun one = peft_cli(train_args(dropout_free_model(), method, 16, name + "-1x16"));
   ASSERT_EQ(one.status, 0) << one.err;
-  const CliResult two = peft_cli(train_args(dropout_free_model(), method, 8, name + "-2x8", "--nproc 2"));
+  const CliRun two = peft_cli(train_args(dropout_free_model(), method, 8, name + "-2x8", "--nproc 2"));
   ASSERT_EQ(two.status, 0) << two.err;
   EXPECT_THAT(two.out, HasSubstr("2 ranks: "));
   EXPECT_THAT(two.err, HasSubstr("2 ranks x batch 8"));
@@ -171,17 +155,17 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(DataParallel, KilledRankStopsTheRunAndResumeMatchesTheUninterruptedRun) {
   const fs::path model = peft::test::tiny_model_dir();  // with dropout
   const std::string method = "lora:r=4";
-  const CliResult ref = peft_cli(train_args(model, method, 8, "ref", "--nproc 2 --checkpoint-every 3"));
+  const CliRun ref = peft_cli(train_args(model, method, 8, "ref", "--nproc 2 --checkpoint-every 3"));
   ASSERT_EQ(ref.status, 0) << ref.err;
 
-  const CliResult killed = peft_cli(train_args(model, method, 8, "killed", "--nproc 2 --checkpoint-every 3"),
+  const CliRun killed = peft_cli(train_args(model, method, 8, "killed", "--nproc 2 --checkpoint-every 3"),
                               "PEFT_TEST_KILL_RANK=1 PEFT_TEST_KILL_AT_STEP=5");
   EXPECT_EQ(killed.status, 1);
   EXPECT_THAT(killed.err, HasSubstr("rank 1 of 2 was killed by signal 9"));
   EXPECT_THAT(killed.err, HasSubstr("rank 0 of 2:"));  // the survivor's own one-line error
   EXPECT_EQ(slurp(work_dir() / "killed" / "checkpoints" / "latest"), "step-4\n");  // evaluated at 4
 
-  const CliResult resumed = peft_cli(train_args(model, method, 8, "killed", "--nproc 2 --checkpoint-every 3 --resume"));
+  const CliRun resumed = peft_cli(train_args(model, method, 8, "killed", "--nproc 2 --checkpoint-every 3 --resume"));
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_THAT(resumed.out, HasSubstr("(resumed)"));
   const auto want = task_tensors("ref"), got = task_tensors("killed");
@@ -192,7 +176,7 @@ TEST(DataParallel, KilledRankStopsTheRunAndResumeMatchesTheUninterruptedRun) {
   for (size_t i = 0; i < evals_ref.size(); ++i) EXPECT_EQ(evals_ref[i]["loss"], evals_resumed[i]["loss"]) << i;
 
   // A single-process resume of a 2-rank run is refused (the world size is part of run.json).
-  const CliResult alone = peft_cli(train_args(model, method, 8, "killed", "--checkpoint-every 3 --resume"));
+  const CliRun alone = peft_cli(train_args(model, method, 8, "killed", "--checkpoint-every 3 --resume"));
   EXPECT_EQ(alone.status, 1);
   EXPECT_THAT(alone.err, HasSubstr("world_size"));
 }
@@ -201,7 +185,7 @@ TEST(DataParallel, UnreachablePeersAndBadEnvironmentsAreOneLineErrors) {
   const fs::path model = dropout_free_model();
   const std::string args = train_args(model, "lora", 8, "lonely", "--dist-timeout 2");
   // Rank 1 of 2 whose rank 0 never comes: the rendezvous gives up after --dist-timeout.
-  CliResult r = peft_cli(args, "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1");
+  CliRun r = peft_cli(args, "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1");
   EXPECT_EQ(r.status, 1);
   EXPECT_THAT(r.err, HasSubstr("rank 1 of 2: cannot reach the rendezvous store at 127.0.0.1:1"));
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
