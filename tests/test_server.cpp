@@ -353,18 +353,34 @@ TEST(ServeCli, SigtermStopsTheServerWithExitCodeZeroAndBadTasksAreOneLineErrors)
   EXPECT_NE(slurp(err).find("SIGTERM"), std::string::npos) << slurp(err);
 }
 
+// A server on a loopback port for the SmolLM2 tests ("model": "smollm2"), stopped when it goes out of scope.
+struct SmolLM2Server {
+  explicit SmolLM2Server(peft::serve::MultiTaskModel& model) : server(model, options()) {
+    port = server.bind();
+    serving = std::thread([this] { server.run(); });
+  }
+  ~SmolLM2Server() {
+    server.stop();
+    serving.join();
+  }
+  static peft::serve::ServerOptions options() {
+    peft::serve::ServerOptions o;
+    o.port = 0;
+    o.model_name = "smollm2";
+    return o;
+  }
+  peft::serve::Server server;
+  int port = 0;
+  std::thread serving;
+};
 
 // Decoders: a streaming client that vanishes mid-stream ends its row (abandoned) and the next client
 // gets exactly the greedy continuation the library gives; a chat completion streams OpenAI's chunks.
 TEST(ServerDecoder, StreamingClientThatVanishesDoesNotDisturbTheNext) {
   PEFT_REQUIRE_SMOLLM2(gguf);
   peft::serve::MultiTaskModel model(gguf.string());
-  peft::serve::ServerOptions o;
-  o.port = 0;
-  o.model_name = "smollm2";
-  peft::serve::Server server(model, o);
-  const int port = server.bind();
-  std::thread serving([&] { server.run(); });
+  SmolLM2Server running(model);
+  const int port = running.port;
 
   const int fd = connect_loopback(port);
   const std::string body = json{{"model", "smollm2"}, {"messages", {{{"role", "user"}, {"content", "Tell a long story"}}}},
@@ -394,8 +410,6 @@ TEST(ServerDecoder, StreamingClientThatVanishesDoesNotDisturbTheNext) {
   const auto want = model.generate({{"", model.tokenizer().encode("The capital of France is").ids}}, g);
   EXPECT_EQ(r["choices"][0]["text"], want[0].text);
   EXPECT_EQ(r["usage"]["completion_tokens"], want[0].token_ids.size());
-  server.stop();
-  serving.join();
 }
 
 TEST(ServerDecoder, AbandonedRowsEndAtTheNextStep) {
@@ -469,12 +483,8 @@ TEST(ServerDecoder, RequestsJoinARunningGenerationBetweenSteps) {
   const std::string want_short = alone("", "The capital of France is", 4).text;
   ASSERT_EQ(long_alone.token_ids.size(), 64u) << want_long;  // long enough to be joined
 
-  peft::serve::ServerOptions o;
-  o.port = 0;
-  o.model_name = "smollm2";
-  peft::serve::Server server(model, o);
-  const int port = server.bind();
-  std::thread serving([&] { server.run(); });
+  SmolLM2Server running(model);
+  const int port = running.port;
 
   const int fd = connect_loopback(port);
   const std::string body = json{{"model", "counting"}, {"prompt", long_prompt}, {"max_tokens", 64},
@@ -532,8 +542,6 @@ TEST(ServerDecoder, RequestsJoinARunningGenerationBetweenSteps) {
   const auto unloaded = admin.Delete("/v1/tasks/counting");
   ASSERT_TRUE(unloaded);
   EXPECT_EQ(unloaded->status, 200) << unloaded->body;
-  server.stop();
-  serving.join();
   at::set_num_threads(threads);
 }
 
