@@ -14,6 +14,7 @@
 #include "peft/methods/model_params.h"
 #include "peft/methods/registry.h"
 #include "peft/methods/sparse_diff.h"
+#include "peft/methods/sparsity_controller.h"
 #include "test_methods_util.h"
 
 namespace fs = std::filesystem;
@@ -302,6 +303,82 @@ TEST(DiffPruning, ProjectionIsExactWithDeterministicTies) {
   }
 }
 
+// Fewer open gates than the budget: the remaining places go to the closed entries with the largest
+// |w| * P(z != 0), not to the first entries in tensor order.
+TEST(DiffPruning, ProjectionFillsTheBudgetByGateProbabilityTimesMagnitude) {
+  auto model = std::make_shared<AdaptedModel>(tiny());
+  auto m = diff_method();
+  model->add(m);
+  torch::manual_seed(11);
+  torch::Tensor open_w, last_w, last_alpha;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : m->tensors()) {
+      if (t.key.find(".log_alpha") != std::string::npos) {
+        t.tensor.fill_(-8);  // closed: z_eval = 0
+        last_alpha = t.tensor;
+      } else if (t.key.find(".diff") != std::string::npos) {
+        t.tensor.copy_(torch::randn_like(t.tensor));
+        last_w = t.tensor;
+      }
+    }
+    last_alpha.view(-1)[0] = 4;  // one open gate
+    last_alpha.view(-1)[1] = -2; // closed, but far more likely to open than the rest
+    last_w.view(-1)[1] = 0.1;
+  }
+  const auto report = m->project(3.0 / double(m->pruned_numel()));
+  ASSERT_EQ(report.nnz, 3);
+  EXPECT_EQ(report.threshold, 0.0);
+  auto diff = m->sparse_diff(*model->model(), "tiny");
+  const auto& kept = diff.tensors.back();
+  // Entry 1: |w| 0.1 but P(z != 0) = sigmoid(-2) = 0.12, against sigmoid(-8) = 3e-4 for the others
+  // (|w| ~ N(0, 1): it would take |w| > 36 to beat it).
+  std::vector<int64_t> got;
+  for (auto& t : diff.tensors)
+    for (int64_t i = 0; i < t.indices.numel(); ++i) got.push_back(t.indices[i].item<int64_t>());
+  ASSERT_EQ(got.size(), 3u);
+  ASSERT_GE(kept.indices.numel(), 2);
+  EXPECT_EQ(kept.indices[0].item<int64_t>(), 0);
+  EXPECT_EQ(kept.indices[1].item<int64_t>(), 1);
+}
+
+// ---- the density controller -------------------------------------------------------------------
+
+TEST(SparsityController, TargetFallsGeometricallyBetweenRampStartAndEnd) {
+  SparsityController c({.target = 0.01, .initial_lambda = 1e-7, .ramp_start = 0.2, .ramp_end = 0.6, .rate = 0.1});
+  EXPECT_DOUBLE_EQ(c.target(0, 100), 1.0);
+  EXPECT_DOUBLE_EQ(c.target(20, 100), 1.0);
+  EXPECT_NEAR(c.target(40, 100), 0.1, 1e-12);  // halfway in log space
+  EXPECT_NEAR(c.target(60, 100), 0.01, 1e-12);
+  EXPECT_NEAR(c.target(100, 100), 0.01, 1e-12);
+  EXPECT_THROW(SparsityController({.target = 0.01, .initial_lambda = 1e-7, .ramp_start = 0.6, .ramp_end = 0.6}), Error);
+  EXPECT_THROW(SparsityController({.target = 0.0}), Error);
+}
+
+TEST(SparsityController, RisesAboveTheTargetBrakesNearItFallsBelowIt) {
+  SparsityController c({.target = 0.01, .initial_lambda = 1e-6, .ramp_start = 0, .ramp_end = 0.01, .rate = 0.1});
+  const double start = c.lambda();
+  EXPECT_NEAR(start, 1e-6, 1e-15);
+  // Dense and not falling: the multiplier rises by at most `rate` in log space per step.
+  for (int k = 1; k <= 5; ++k) c.update(1.0, 100 + k, 1000);
+  EXPECT_NEAR(std::log(c.lambda() / start), 0.5, 1e-9);
+  // Falling fast toward the target (it would be passed within the gates' momentum horizon): brake.
+  const double before_brake = c.lambda();
+  c.update(0.5, 106, 1000);
+  c.update(0.02, 107, 1000);
+  EXPECT_LT(c.lambda(), before_brake);
+  // Below the target: falls.
+  const double before_low = c.lambda();
+  c.update(0.005, 108, 1000);
+  EXPECT_NEAR(std::log(before_low / c.lambda()), 0.1 * std::log(2.0), 1e-9);
+  // Slightly above and steady: rises again, in proportion to the gap.
+  const double before_high = c.lambda();
+  c.update(0.011, 109, 1000);
+  c.update(0.011, 110, 1000);
+  EXPECT_NEAR(std::log(c.lambda() / before_high), 2 * 0.1 * std::log(1.1), 1e-9);
+  EXPECT_DOUBLE_EQ(c.state()[1].item<double>(), 0.011);  // the last density is state too (resume)
+}
+
 TEST(DiffPruning, FixedMaskStageTrainsOnlyTheKeptEntries) {
   auto [model, m] = projected(6, 0.02);
   ASSERT_EQ(m->stage(), DiffPruning::Stage::Mask);
@@ -381,6 +458,13 @@ TEST(DiffPruning, ConfigErrors) {
   EXPECT_THAT([&] { plain.add(diff_method({{"target_parameters", "nothing.*"}})); },
               ::testing::ThrowsMessage<Error>(HasSubstr("matches no base parameter")));
   EXPECT_THROW(make_method("diff_pruning", {{"value_dtype", "F8"}}), Error);
+  EXPECT_THAT([] { make_method("diff_pruning", {{"sparsity_control", "auto"}}); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("sparsity_control must be \"target\" or \"fixed\"")));
+  EXPECT_THAT([] { make_method("diff_pruning", {{"ramp_start", 0.7}, {"ramp_end", 0.5}}); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("ramp_start < ramp_end")));
+  EXPECT_THROW(make_method("diff_pruning", {{"l0_lambda", 0.0}}), Error);  // the multiplier needs a start
+  EXPECT_NO_THROW(make_method("diff_pruning", {{"l0_lambda", 0.0}, {"sparsity_control", "fixed"}}));
+  EXPECT_THROW(make_method("diff_pruning", {{"mask_lr", -1.0}}), Error);
 }
 
 // ---- sparse task files -----------------------------------------------------------------------

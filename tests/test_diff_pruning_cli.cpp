@@ -164,6 +164,55 @@ TEST(DiffPruningCli, BadInputIsOneLineError) {
   EXPECT_THAT(t.err, HasSubstr("target_sparsity must be in (0, 1]"));
 }
 
+// The density controller drives stage 1 to the target by itself, where the authors' fixed weight at
+// the same starting value leaves the gates open and the projection has to drop almost everything.
+TEST(DiffPruningTraining, TargetControlReachesTheDensityThatTheFixedWeightDoesNot) {
+  auto tokenizer = tok::load_tokenizer(test::tiny_model_dir().string());
+  const auto train_set = data::tokenize(test::synthetic_sentiment(64, 1), *tokenizer, 32);
+  const auto dev_set = data::tokenize(test::synthetic_sentiment(32, 2), *tokenizer, 32);
+  const nlohmann::json task_json{{"task", "custom"}, {"labels", {"0", "1"}}, {"metrics", {"accuracy"}},
+                                 {"base_model", test::tiny_model_dir().string()}, {"max_seq_length", 32}};
+  auto stage1 = [&](const std::string& control) {
+    torch::manual_seed(1);
+    LoadOptions load;
+    load.num_labels = 2;
+    auto model = std::make_shared<AdaptedModel>(load_sequence_classifier(test::tiny_model_dir().string(), load));
+    model->add(make_method("diff_pruning", {{"target_sparsity", 0.05}, {"l0_epochs", 30}, {"mask_epochs", 0},
+                                            {"sparsity_control", control}, {"gate_lr", 0.5}, {"controller_rate", 0.3}}));
+    train::TrainOptions o;
+    o.batch_size = 16;
+    o.lr = 1e-2;
+    o.log_every = 1;
+    const fs::path run = fresh("control-" + control);
+    train::DiffPruningJob job{model, test::tiny_model_dir().string(), task_json, &train_set, &dev_set, {"accuracy"},
+                              run.string(), false};
+    train::train_diff_pruning(job, o);
+    auto projection = nlohmann::json::parse(slurp(run / "projection.json"));
+    std::vector<nlohmann::json> curve;
+    for (auto& j : lines(run / "l0" / "metrics.jsonl"))
+      if (j["type"] == "train") curve.push_back(j);
+    fs::remove_all(run);
+    return std::pair{projection, curve};
+  };
+  const auto [controlled, curve] = stage1("target");
+  ASSERT_EQ(curve.size(), 120u);  // 4 batches x 30 epochs
+  const double numel = controlled["numel"];
+  // Open gates (deterministic z != 0) before the projection: at most twice the budget, so the
+  // projection drops little; the multiplier rose from its start to get there.
+  std::string trace;
+  for (auto& j : curve) trace += fmt::format("{}:{}/{:.3g} ", j["step"].get<int>(), j["open_gates"].get<int64_t>(), j["l0_lambda"].get<double>());
+  EXPECT_LE(controlled["open_gates_before"].get<double>(), 2 * 0.05 * numel) << controlled.dump() << "\n" << trace;
+  EXPECT_GT(curve.back()["l0_lambda"].get<double>(), 10 * 1.25e-7);
+  EXPECT_DOUBLE_EQ(curve.back()["target_density"].get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(curve.front()["target_density"].get<double>(), 1.0);  // before the ramp starts
+  ASSERT_TRUE(controlled.contains("dev_before") && controlled.contains("dev_after"));
+  // The same run with the constant weight: most gates stay open (at least five times the budget).
+  const auto [fixed, fixed_curve] = stage1("fixed");
+  EXPECT_GT(fixed["open_gates_before"].get<double>(), 5 * 0.05 * numel);
+  EXPECT_DOUBLE_EQ(fixed_curve.back()["l0_lambda"].get<double>(), 1.25e-7);
+  EXPECT_FALSE(fixed_curve.back().contains("target_density"));
+}
+
 // A run that crashes in stage 1 or in stage 2 and is resumed ends with the same sparse task as an
 // uninterrupted one: stage 1 continues from its checkpoint (or is restored whole once finished), the
 // projection is redone deterministically, and stage 2 continues from its own checkpoint.

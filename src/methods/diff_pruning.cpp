@@ -21,6 +21,15 @@ void DiffPruningConfig::validate() const {
   if (value_dtype != "F32" && value_dtype != "F16" && value_dtype != "BF16")
     fail("diff_pruning: value_dtype must be F32, F16 or BF16 (got \"{}\")", value_dtype);
   if (!(l0_lambda >= 0)) fail("diff_pruning: l0_lambda must be >= 0 (got {})", l0_lambda);
+  if (sparsity_control != "target" && sparsity_control != "fixed")
+    fail("diff_pruning: sparsity_control must be \"target\" or \"fixed\" (got \"{}\")", sparsity_control);
+  if (sparsity_control == "target") {
+    if (!(l0_lambda > 0)) fail("diff_pruning: l0_lambda must be > 0 with sparsity_control \"target\"");
+    if (!(ramp_start >= 0 && ramp_start < ramp_end && ramp_end <= 1))
+      fail("diff_pruning: need 0 <= ramp_start < ramp_end <= 1 (got {}, {})", ramp_start, ramp_end);
+    if (!(controller_rate > 0)) fail("diff_pruning: controller_rate must be > 0 (got {})", controller_rate);
+  }
+  if (!(mask_lr >= 0)) fail("diff_pruning: mask_lr must be >= 0 (got {})", mask_lr);
   if (!(gate_lr > 0)) fail("diff_pruning: gate_lr must be > 0 (got {})", gate_lr);
   if (l0_epochs < 0 || mask_epochs < 0) fail("diff_pruning: l0_epochs and mask_epochs must be >= 0");
   gate().validate();
@@ -37,7 +46,11 @@ DiffPruningConfig DiffPruningConfig::from_json(const nlohmann::json& j) {
   read_key(j, "target_sparsity", c.target_sparsity);
   read_key(j, "structured", c.structured);
   read_key(j, "group", c.group);
+  read_key(j, "sparsity_control", c.sparsity_control);
   read_key(j, "l0_lambda", c.l0_lambda);
+  read_key(j, "ramp_start", c.ramp_start);
+  read_key(j, "ramp_end", c.ramp_end);
+  read_key(j, "controller_rate", c.controller_rate);
   read_key(j, "gate_lr", c.gate_lr);
   read_key(j, "init_log_alpha", c.init_log_alpha);
   read_key(j, "beta", c.beta);
@@ -45,6 +58,7 @@ DiffPruningConfig DiffPruningConfig::from_json(const nlohmann::json& j) {
   read_key(j, "gate_r", c.gate_r);
   read_key(j, "l0_epochs", c.l0_epochs);
   read_key(j, "mask_epochs", c.mask_epochs);
+  read_key(j, "mask_lr", c.mask_lr);
   read_key(j, "value_dtype", c.value_dtype);
   c.validate();
   return c;
@@ -52,9 +66,10 @@ DiffPruningConfig DiffPruningConfig::from_json(const nlohmann::json& j) {
 
 nlohmann::json DiffPruningConfig::to_json() const {
   return {{"target_parameters", target_parameters}, {"target_sparsity", target_sparsity}, {"structured", structured},
-          {"group", group}, {"l0_lambda", l0_lambda}, {"gate_lr", gate_lr}, {"init_log_alpha", init_log_alpha},
-          {"beta", beta}, {"gate_l", gate_l}, {"gate_r", gate_r}, {"l0_epochs", l0_epochs},
-          {"mask_epochs", mask_epochs}, {"value_dtype", value_dtype}};
+          {"group", group}, {"sparsity_control", sparsity_control}, {"l0_lambda", l0_lambda},
+          {"ramp_start", ramp_start}, {"ramp_end", ramp_end}, {"controller_rate", controller_rate}, {"gate_lr", gate_lr},
+          {"init_log_alpha", init_log_alpha}, {"beta", beta}, {"gate_l", gate_l}, {"gate_r", gate_r},
+          {"l0_epochs", l0_epochs}, {"mask_epochs", mask_epochs}, {"mask_lr", mask_lr}, {"value_dtype", value_dtype}};
 }
 
 nlohmann::json ProjectionReport::to_json() const {
@@ -198,6 +213,21 @@ double DiffPruning::expected_l0() {
   return n;
 }
 
+int64_t DiffPruning::open_gates() {
+  torch::NoGradGuard no_grad;
+  int64_t n = 0;
+  for (auto& e : pruned_) {
+    if (stage_ == Stage::Mask) {
+      n += e.mask.count_nonzero().item<int64_t>();
+      continue;
+    }
+    auto z = hard_concrete_eval(e.log_alpha, gate_);
+    if (e.group_log_alpha.defined()) z = z * hard_concrete_eval(e.group_log_alpha, gate_);
+    n += z.count_nonzero().item<int64_t>();
+  }
+  return n;
+}
+
 int64_t DiffPruning::pruned_numel() const {
   int64_t n = 0;
   for (auto& e : pruned_) n += e.base.numel();
@@ -236,7 +266,18 @@ ProjectionReport DiffPruning::project(double target_sparsity) {
   const torch::Tensor threshold = std::get<0>(torch::kthvalue(all, r.numel - r.target + 1));
   torch::Tensor keep = all > threshold;
   const int64_t ties = r.target - keep.sum().item<int64_t>();
-  if (ties > 0) {
+  if (ties > 0 && threshold.item<float>() == 0) {
+    // Fewer open gates than the budget: the rest goes to the closed entries most likely to open
+    // (largest |w| * P(z != 0)) rather than to the first in order.
+    std::vector<torch::Tensor> scores;
+    for (auto& e : pruned_) {
+      auto p = hard_concrete_l0(e.log_alpha, gate_);
+      if (e.group_log_alpha.defined()) p = p * hard_concrete_l0(e.group_log_alpha, gate_);
+      scores.push_back((e.w.abs() * p).flatten().to(torch::kFloat));
+    }
+    const torch::Tensor score = torch::cat(scores).masked_fill(keep, -1);
+    keep.index_fill_(0, std::get<1>(torch::topk(score, ties)), true);
+  } else if (ties > 0) {
     auto equal = (all == threshold).nonzero().flatten().slice(0, 0, ties);
     keep.index_fill_(0, equal, true);
   }

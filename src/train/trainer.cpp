@@ -281,7 +281,7 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       set_lr(opt, factor);
       opt.optimizer->step();
       ++st.step;
-      if (model.after_step) model.after_step(st.step);
+      if (model.after_step) model.after_step(st.step, total_steps);
       ++steps_here;
 
       StepInfo info{st.step, total_steps, st.epoch, step_loss, opt.base_lrs.front() * factor,
@@ -292,7 +292,7 @@ TrainResult train(const TrainJob& job, const TrainOptions& o, const TrainCallbac
       if (o.log_every > 0 && (st.step % o.log_every == 0 || st.step == total_steps)) {
         nlohmann::json line{{"type", "train"}, {"step", st.step}, {"epoch", double(st.epoch) + double(st.batch) / double(n_batches)},
                             {"loss", logged_loss / double(logged_steps)}, {"lr", info.lr}, {"elapsed_s", info.elapsed_s}};
-        if (model.log_values) line.update(model.log_values());
+        if (model.log_values) line.update(model.log_values(st.step, total_steps));
         if (log) log->write(line);
         logged_loss = 0;
         logged_steps = 0;

@@ -27,12 +27,18 @@ struct DiffPruningConfig {
   double target_sparsity = 0.005;  // fraction of the pruned entries kept by the projection, in (0, 1]
   bool structured = false;
   std::string group = "tensor";    // structured groups: "tensor" or "row" (dim 0 of each tensor)
-  double l0_lambda = 1.25e-7;      // weight of the expected L0 (per entry)
+  // "target": a Lagrange multiplier on the expected L0, steered so that the expected density follows a
+  // schedule down to target_sparsity (sparsity_controller.h); "fixed": the authors' constant l0_lambda.
+  std::string sparsity_control = "target";
+  double l0_lambda = 1.25e-7;      // weight of the expected L0 (per entry); the multiplier's start with "target"
+  double ramp_start = 0.1, ramp_end = 0.6;  // "target": the density target falls between these fractions of stage 1
+  double controller_rate = 0.1;    // "target": largest change of log lambda per step
   double gate_lr = 0.1;            // learning rate of log alpha (AdamW, no weight decay)
   double init_log_alpha = 5.0;     // gates start open
   double beta = 1.0, gate_l = -1.5, gate_r = 1.5;
   int64_t l0_epochs = 0;           // stage 1 epochs; 0: --epochs
   int64_t mask_epochs = 1;         // stage 2 (fixed mask) epochs; 0: skip
+  double mask_lr = 2e-3;           // stage 2 learning rate of the kept entries and the head; 0: --lr
   std::string value_dtype = "F32"; // values in the task file: F32, F16 or BF16
 
   HardConcrete gate() const { return {beta, gate_l, gate_r}; }
@@ -69,6 +75,8 @@ class DiffPruning : public Method {
   torch::Tensor penalty() const;
   double expected_l0();
   int64_t pruned_numel() const;
+  // Entries whose deterministic gate is non-zero (what the projection can keep without loss).
+  int64_t open_gates();
 
   // delta = z_eval * w (stage 1) or mask * w (stage 2), per pruned tensor.
   std::vector<torch::Tensor> deltas();

@@ -24,10 +24,11 @@ struct TrainableModel {
   // Methods with a loss of their own set it (diff pruning adds its L0 penalty, AdaMix its
   // consistency term between two routes).
   std::function<torch::Tensor(const ModelInput&, const torch::Tensor& labels)> loss;
-  // Called after each optimizer step with the step number (e.g. to re-apply a fixed mask).
-  std::function<void(int64_t step)> after_step;
-  // Extra fields for the train lines of metrics.jsonl (diff pruning's expected L0).
-  std::function<nlohmann::json()> log_values;
+  // Called after each optimizer step with the steps taken so far and the run's total (diff pruning's
+  // density controller steps here).
+  std::function<void(int64_t step, int64_t total_steps)> after_step;
+  // Extra fields for the train lines of metrics.jsonl (diff pruning's expected L0), at `step` of `total_steps`.
+  std::function<nlohmann::json(int64_t step, int64_t total_steps)> log_values;
 };
 
 // A plain model where the tensors whose names start with one of `prefixes` train
