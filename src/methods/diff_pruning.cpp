@@ -163,11 +163,7 @@ void DiffPruning::before_forward(Model& model) {
     return;
   }
   if (!model.is_training()) {  // deterministic gates
-    for (auto& e : pruned_) {
-      auto z = hard_concrete_eval(e.log_alpha, gate_);
-      if (e.group_log_alpha.defined()) z = z * hard_concrete_eval(e.group_log_alpha, gate_);
-      *e.slot = e.base + z * e.w;
-    }
+    for (auto& e : pruned_) *e.slot = e.base + gate_eval(e) * e.w;
     return;
   }
   // One draw from the methods' generator per forward: the noise follows --seed, survives a resume and
@@ -198,33 +194,30 @@ torch::Tensor DiffPruning::penalty() const {
   return penalty_;
 }
 
+// Per entry, the deterministic gate (z_eval, times the group's) and P(z != 0); the mask in stage 2.
+torch::Tensor DiffPruning::gate_eval(const Pruned& e) const {
+  if (stage_ == Stage::Mask) return e.mask;
+  auto z = hard_concrete_eval(e.log_alpha, gate_);
+  return e.group_log_alpha.defined() ? z * hard_concrete_eval(e.group_log_alpha, gate_) : z;
+}
+
+torch::Tensor DiffPruning::gate_l0(const Pruned& e) const {
+  if (stage_ == Stage::Mask) return e.mask;
+  auto p = hard_concrete_l0(e.log_alpha, gate_);
+  return e.group_log_alpha.defined() ? p * hard_concrete_l0(e.group_log_alpha, gate_) : p;
+}
+
 double DiffPruning::expected_l0() {
   torch::NoGradGuard no_grad;
   double n = 0;
-  for (auto& e : pruned_) {
-    if (stage_ == Stage::Mask) {
-      n += e.mask.sum().item<double>();
-      continue;
-    }
-    auto p = hard_concrete_l0(e.log_alpha, gate_);
-    if (e.group_log_alpha.defined()) p = p * hard_concrete_l0(e.group_log_alpha, gate_);
-    n += p.sum().item<double>();
-  }
+  for (auto& e : pruned_) n += gate_l0(e).sum().item<double>();
   return n;
 }
 
 int64_t DiffPruning::open_gates() {
   torch::NoGradGuard no_grad;
   int64_t n = 0;
-  for (auto& e : pruned_) {
-    if (stage_ == Stage::Mask) {
-      n += e.mask.count_nonzero().item<int64_t>();
-      continue;
-    }
-    auto z = hard_concrete_eval(e.log_alpha, gate_);
-    if (e.group_log_alpha.defined()) z = z * hard_concrete_eval(e.group_log_alpha, gate_);
-    n += z.count_nonzero().item<int64_t>();
-  }
+  for (auto& e : pruned_) n += gate_eval(e).count_nonzero().item<int64_t>();
   return n;
 }
 
@@ -237,15 +230,7 @@ int64_t DiffPruning::pruned_numel() const {
 std::vector<torch::Tensor> DiffPruning::deltas() {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> out;
-  for (auto& e : pruned_) {
-    if (stage_ == Stage::Mask) {
-      out.push_back(e.mask * e.w);
-      continue;
-    }
-    auto z = hard_concrete_eval(e.log_alpha, gate_);
-    if (e.group_log_alpha.defined()) z = z * hard_concrete_eval(e.group_log_alpha, gate_);
-    out.push_back(z * e.w);
-  }
+  for (auto& e : pruned_) out.push_back(gate_eval(e) * e.w);
   return out;
 }
 
@@ -270,11 +255,7 @@ ProjectionReport DiffPruning::project(double target_sparsity) {
     // Fewer open gates than the budget: the rest goes to the closed entries most likely to open
     // (largest |w| * P(z != 0)) rather than to the first in order.
     std::vector<torch::Tensor> scores;
-    for (auto& e : pruned_) {
-      auto p = hard_concrete_l0(e.log_alpha, gate_);
-      if (e.group_log_alpha.defined()) p = p * hard_concrete_l0(e.group_log_alpha, gate_);
-      scores.push_back((e.w.abs() * p).flatten().to(torch::kFloat));
-    }
+    for (auto& e : pruned_) scores.push_back((e.w.abs() * gate_l0(e)).flatten().to(torch::kFloat));
     const torch::Tensor score = torch::cat(scores).masked_fill(keep, -1);
     keep.index_fill_(0, std::get<1>(torch::topk(score, ties)), true);
   } else if (ties > 0) {

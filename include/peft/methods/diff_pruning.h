@@ -95,6 +95,8 @@ class DiffPruning : public Method {
     std::vector<int64_t> group_shape;
   };
   void restore_slots();
+  torch::Tensor gate_eval(const Pruned& e) const;
+  torch::Tensor gate_l0(const Pruned& e) const;
 
   DiffPruningConfig config_;
   HardConcrete gate_;
