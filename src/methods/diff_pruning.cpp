@@ -23,12 +23,7 @@ void DiffPruningConfig::validate() const {
   if (!(l0_lambda >= 0)) fail("diff_pruning: l0_lambda must be >= 0 (got {})", l0_lambda);
   if (sparsity_control != "target" && sparsity_control != "fixed")
     fail("diff_pruning: sparsity_control must be \"target\" or \"fixed\" (got \"{}\")", sparsity_control);
-  if (sparsity_control == "target") {
-    if (!(l0_lambda > 0)) fail("diff_pruning: l0_lambda must be > 0 with sparsity_control \"target\"");
-    if (!(ramp_start >= 0 && ramp_start < ramp_end && ramp_end <= 1))
-      fail("diff_pruning: need 0 <= ramp_start < ramp_end <= 1 (got {}, {})", ramp_start, ramp_end);
-    if (!(controller_rate > 0)) fail("diff_pruning: controller_rate must be > 0 (got {})", controller_rate);
-  }
+  if (sparsity_control == "target") controller().validate();
   if (!(mask_lr >= 0)) fail("diff_pruning: mask_lr must be >= 0 (got {})", mask_lr);
   if (!(gate_lr > 0)) fail("diff_pruning: gate_lr must be > 0 (got {})", gate_lr);
   if (l0_epochs < 0 || mask_epochs < 0) fail("diff_pruning: l0_epochs and mask_epochs must be >= 0");

@@ -5,8 +5,8 @@
 #include "peft/error.h"
 #include "peft/io/atomic_file.h"
 #include "peft/methods/adapter_io.h"
-#include "peft/train/adapted.h"
 #include "peft/methods/sparsity_controller.h"
+#include "peft/train/adapted.h"
 #include "peft/train/checkpoint.h"
 #include "peft/train/evaluate.h"
 
@@ -50,8 +50,7 @@ TrainResult train_diff_pruning(const DiffPruningJob& job, const TrainOptions& op
   // the trained tensors so that a resumed run continues with the same value).
   std::shared_ptr<SparsityController> controller;
   if (c.sparsity_control == "target") {
-    controller = std::make_shared<SparsityController>(
-        SparsityControllerConfig{c.target_sparsity, c.l0_lambda, c.ramp_start, c.ramp_end, c.controller_rate});
+    controller = std::make_shared<SparsityController>(c.controller());
     t1.tensors.push_back({"diff_pruning.l0_log_lambda", controller->state()});
     t1.after_step = [method, controller, numel](int64_t step, int64_t total) {
       controller->update(double(method->open_gates()) / numel, step, total);  // the same on every rank

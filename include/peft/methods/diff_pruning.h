@@ -19,6 +19,7 @@
 #include "peft/methods/hard_concrete.h"
 #include "peft/methods/method.h"
 #include "peft/methods/sparse_diff.h"
+#include "peft/methods/sparsity_controller.h"
 
 namespace peft {
 
@@ -27,8 +28,8 @@ struct DiffPruningConfig {
   double target_sparsity = 0.005;  // fraction of the pruned entries kept by the projection, in (0, 1]
   bool structured = false;
   std::string group = "tensor";    // structured groups: "tensor" or "row" (dim 0 of each tensor)
-  // "target": a Lagrange multiplier on the expected L0, steered so that the expected density follows a
-  // schedule down to target_sparsity (sparsity_controller.h); "fixed": the authors' constant l0_lambda.
+  // "target": a Lagrange multiplier on the expected L0, steered so that the share of open gates follows
+  // a schedule down to target_sparsity (sparsity_controller.h); "fixed": the authors' constant l0_lambda.
   std::string sparsity_control = "target";
   double l0_lambda = 1.25e-7;      // weight of the expected L0 (per entry); the multiplier's start with "target"
   double ramp_start = 0.1, ramp_end = 0.6;  // "target": the density target falls between these fractions of stage 1
@@ -42,6 +43,9 @@ struct DiffPruningConfig {
   std::string value_dtype = "F32"; // values in the task file: F32, F16 or BF16
 
   HardConcrete gate() const { return {beta, gate_l, gate_r}; }
+  SparsityControllerConfig controller() const {
+    return {target_sparsity, l0_lambda, ramp_start, ramp_end, controller_rate};
+  }
   void validate() const;
   static DiffPruningConfig from_json(const nlohmann::json& j);
   nlohmann::json to_json() const;

@@ -29,6 +29,7 @@ struct SparsityControllerConfig {
   double initial_lambda = 1.25e-7;
   double ramp_start = 0.1, ramp_end = 0.6;  // the target falls between these fractions of the stage
   double rate = 0.1;             // largest change of log lambda per step
+  void validate() const;         // errors name diff pruning's keys, the one user of the controller
 };
 
 class SparsityController {
@@ -39,7 +40,7 @@ class SparsityController {
   // Moves the multiplier toward the target; `density` is the open fraction after the step just taken.
   void update(double density, int64_t step, int64_t total_steps);
   double lambda() const;
-  // {log lambda, last density}, double (not trained by the optimizer; checkpointed with the trained tensors).
+  // {log lambda, last open fraction}, double (not trained by the optimizer; checkpointed with the trained tensors).
   torch::Tensor& state() { return state_; }
 
  private:
